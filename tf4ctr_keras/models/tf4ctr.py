@@ -1,0 +1,206 @@
+"""The composable TF4CTR model: selection -> two encoders -> heads -> fusion."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from tf4ctr_keras.layers.fusion import _Fusion
+from tf4ctr_keras.layers.interactions import LinearLogit
+from tf4ctr_keras.layers.mlp_block import derive_seed
+from tf4ctr_keras.layers.sample_selection import _SampleSelector
+from tf4ctr_keras.registry import check_choice, register
+
+CTR_OUTPUT = "ctr"
+TWIN_OUTPUT = "twin_logits"
+WIDE_POSITIONS = ("simple", "fused")
+
+
+def _serialize(layer):
+    return None if layer is None else keras.saving.serialize_keras_object(layer)
+
+
+def _deserialize(config):
+    return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+@register
+class TF4CTR(keras.Model):
+    """Twin Focus framework for CTR prediction (TF4CTR section 3), built from parts.
+
+    ::
+
+        ids --selector--> (e_simple, e_complex)
+        h_s = simple_encoder(e_simple) [+ wide(ids)]      z_s = head_s(h_s)
+        h_c = complex_encoder(e_complex)                  z_c = head_c(h_c)
+        z = fusion([h_s, h_c, z_s, z_c]) [+ wide(ids)]    ctr = sigmoid(z)
+
+    The parts are layers (TFRS ``Ranking`` style): swapping the simple tower for FM, CIN or a
+    cross network is passing another layer. The same class gives the paper's baselines:
+    ``simple_encoder=None`` and no ``wide`` is a single-tower model (DNN); a shared selector
+    with :class:`SumFusion` is a parallel model (DualMLP, DeepFM, xDeepFM, AutoInt+);
+    :class:`ConcatFusion` without twin output is DCN / DCNv2.
+
+    Outputs (a dict): ``"ctr"``, the fused probability ``(batch, 1)`` float32, and, when
+    ``twin_output``, ``"twin_logits"``, the ``(batch, 2)`` float32 simple and complex logits
+    that :class:`TwinFocusLoss` consumes::
+
+        model.compile(optimizer, loss={"ctr": "binary_crossentropy",
+                                       "twin_logits": TwinFocusLoss(0.25, 0.8, 2.0)})
+
+    Args:
+        selector: a sample selection layer mapping the id dict to ``(e_simple, e_complex)``.
+        complex_encoder: layer on ``e_complex`` -> ``(batch, width)``.
+        simple_encoder: layer on ``e_simple`` -> ``(batch, width)``, or None (single tower, or
+            a wide-only simple side when ``wide`` is given with ``wide_position="simple"``).
+        fusion: a fusion layer; required with two sides, forbidden with one.
+        wide: optional :class:`LinearLogit` on the ids.
+        wide_position: ``"simple"`` adds the wide logit to the simple side (WideDeep, DeepFM);
+            ``"fused"`` adds it to the fused logit only (xDeepFM). Default ``"simple"``.
+        simple_head: map the simple side to a logit with ``Dense(1)``; False uses it directly
+            (it must then be 1 wide, e.g. FM + LR). Default True.
+        twin_output: expose ``"twin_logits"``. Default True with two sides.
+        seed: optional int seed for the heads.
+
+    Input: dict field -> int64 ids ``(batch,)`` (sequence fields ``(batch, max_len)``).
+    """
+
+    def __init__(
+        self,
+        selector,
+        complex_encoder,
+        simple_encoder=None,
+        fusion=None,
+        wide=None,
+        wide_position: str = "simple",
+        simple_head: bool = True,
+        twin_output: bool | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(selector, _SampleSelector):
+            raise TypeError(
+                "`selector` must be a sample selection layer (SeparateEmbeddingSelector, "
+                f"GatedSampleSelector, MMoESampleSelector, SharedEmbeddingSelector). "
+                f"Received: {selector!r}"
+            )
+        if wide is not None and not isinstance(wide, LinearLogit):
+            raise TypeError(f"`wide` must be a LinearLogit layer or None. Received: {wide!r}")
+        check_choice("wide_position", wide_position, WIDE_POSITIONS)
+        two_sided = simple_encoder is not None or (wide is not None and wide_position == "simple")
+        if two_sided and not isinstance(fusion, _Fusion):
+            raise ValueError(
+                "A model with a simple side needs a fusion layer (WeightedSumFusion, "
+                f"GumbelVotingFusion, ConcatFusion, MoEFusion, SumFusion). Received: {fusion!r}"
+            )
+        if not two_sided and fusion is not None:
+            raise ValueError("A single-tower model (no simple side) takes no fusion layer.")
+        if twin_output is None:
+            twin_output = two_sided
+        if twin_output and not two_sided:
+            raise ValueError("`twin_output=True` needs a simple side (simple_encoder or wide).")
+        self.selector = selector
+        self.complex_encoder = complex_encoder
+        self.simple_encoder = simple_encoder
+        self.fusion = fusion
+        self.wide = wide
+        self.wide_position = wide_position
+        self.simple_head = bool(simple_head)
+        self.twin_output = bool(twin_output)
+        self.seed = seed
+        self.two_sided = two_sided
+
+        needs_logits = self.twin_output or (fusion is not None and fusion.uses_logits)
+        self.complex_logit = (
+            self._head("complex_logit", 1) if (needs_logits or not two_sided) else None
+        )
+        self.simple_logit = (
+            self._head("simple_logit", 0) if (two_sided and needs_logits and simple_head) else None
+        )
+        self.field_names = list(selector.vocab_sizes)
+
+    def _head(self, name: str, offset: int) -> keras.layers.Dense:
+        return keras.layers.Dense(
+            1,
+            kernel_initializer=keras.initializers.GlorotNormal(seed=derive_seed(self.seed, offset)),
+            dtype="float32",
+            name=name,
+        )
+
+    def build(self, input_shape=None) -> None:
+        simple_shape, complex_shape = self.selector.compute_output_shape()
+        self.selector.build()
+        self.complex_encoder.build(complex_shape)
+        h_c = self.complex_encoder.compute_output_shape(complex_shape)
+        h_s = None
+        if self.simple_encoder is not None:
+            self.simple_encoder.build(simple_shape)
+            h_s = self.simple_encoder.compute_output_shape(simple_shape)
+        if self.wide is not None:
+            self.wide.build()
+            if h_s is None and self.wide_position == "simple":
+                h_s = (None, 1)
+        if h_s is not None and h_s[-1] != 1 and not self.simple_head:
+            raise ValueError(
+                f"`simple_head=False` needs a simple side of width 1; it is {h_s[-1]} wide."
+            )
+        if self.complex_logit is not None:
+            self.complex_logit.build(h_c)
+        if self.simple_logit is not None:
+            self.simple_logit.build(h_s)
+        if self.fusion is not None:
+            self.fusion.build([h_s, h_c, (None, 1), (None, 1)])
+        self.built = True
+
+    def call(self, inputs, training=None):
+        missing = [n for n in self.field_names if n not in inputs]
+        if missing:
+            raise KeyError(f"Missing input fields {missing}; the model takes {self.field_names}.")
+        e_simple, e_complex = self.selector(inputs, training=training)
+        h_c = self.complex_encoder(e_complex, training=training)
+        z_c = (
+            self.complex_logit(ops.cast(h_c, "float32")) if self.complex_logit is not None else None
+        )
+        wide = self.wide(inputs) if self.wide is not None else None
+        outputs = {}
+        if not self.two_sided:
+            logit = z_c if wide is None else z_c + wide
+        else:
+            h_s = None
+            if self.simple_encoder is not None:
+                h_s = ops.cast(self.simple_encoder(e_simple, training=training), "float32")
+            if wide is not None and self.wide_position == "simple":
+                h_s = wide if h_s is None else h_s + wide
+            z_s = self.simple_logit(h_s) if self.simple_logit is not None else h_s
+            if z_c is None:  # concat/MoE fusion without twin output: no heads needed
+                z_c = ops.zeros_like(z_s[:, :1])
+            logit = self.fusion([h_s, ops.cast(h_c, "float32"), z_s, z_c], training=training)
+            if wide is not None and self.wide_position == "fused":
+                logit = logit + wide
+            if self.twin_output:
+                outputs[TWIN_OUTPUT] = ops.concatenate([z_s, z_c], axis=-1)
+        outputs[CTR_OUTPUT] = ops.sigmoid(ops.cast(logit, "float32"))
+        return outputs
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            selector=_serialize(self.selector),
+            complex_encoder=_serialize(self.complex_encoder),
+            simple_encoder=_serialize(self.simple_encoder),
+            fusion=_serialize(self.fusion),
+            wide=_serialize(self.wide),
+            wide_position=self.wide_position,
+            simple_head=self.simple_head,
+            twin_output=self.twin_output,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("selector", "complex_encoder", "simple_encoder", "fusion", "wide"):
+            config[key] = _deserialize(config.get(key))
+        return cls(**config)
