@@ -146,7 +146,9 @@ class FieldEmbedding(keras.layers.Layer):
             mask = ops.cast(ops.not_equal(ids, 0), vectors.dtype)[..., None]
             pooled = ops.sum(vectors * mask, axis=1)  # (batch, dim)
             if self.sequence_fields[name] == "mean":
-                pooled = pooled / (ops.sum(mask, axis=1) + 1e-12)
+                # max(count, 1) == the reference's count + 1e-12 for integer counts, and stays
+                # finite in float16 where 1e-12 underflows to zero.
+                pooled = pooled / ops.maximum(ops.sum(mask, axis=1), 1.0)
             parts.append(pooled[:, None, :])
         out = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
         if not self._identity_order:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.mlp_block import derive_seed
+from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import Registry, check_range, register
 
 FUSIONS: Registry[type] = Registry("fusion")
@@ -32,6 +32,7 @@ class _Fusion(keras.layers.Layer):
     uses_logits = True
 
     def __init__(self, seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("dtype", "float32")  # fusion maths stays float32 under mixed precision
         super().__init__(**kwargs)
         self.seed = seed
 
@@ -114,8 +115,8 @@ class GumbelVotingFusion(_Fusion):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def build(self, input_shape) -> None:
-        self.simple_vote.build(input_shape[0])
-        self.complex_vote.build(input_shape[1])
+        build_once(self.simple_vote, input_shape[0])
+        build_once(self.complex_vote, input_shape[1])
         self.built = True
 
     def voting_probabilities(self, h_s, h_c, training=False):
@@ -150,7 +151,7 @@ class ConcatFusion(_Fusion):
         self.output_layer = _dense(1, self.seed, 0, "output")
 
     def build(self, input_shape) -> None:
-        self.output_layer.build((None, input_shape[0][-1] + input_shape[1][-1]))
+        build_once(self.output_layer, (None, input_shape[0][-1] + input_shape[1][-1]))
         self.built = True
 
     def call(self, inputs):
@@ -181,8 +182,8 @@ class MoEFusion(_Fusion):
 
     def build(self, input_shape) -> None:
         width = (None, input_shape[0][-1] + input_shape[1][-1])
-        self.gate.build(width)
-        self.experts.build(width)
+        build_once(self.gate, width)
+        build_once(self.experts, width)
         self.built = True
 
     def call(self, inputs):

@@ -15,7 +15,7 @@ import keras_rs
 from keras import ops
 
 from tf4ctr_keras.layers.field_embedding import FieldEmbedding
-from tf4ctr_keras.layers.mlp_block import derive_seed
+from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import check_units, register
 
 
@@ -81,6 +81,8 @@ class LinearLogit(keras.layers.Layer):
         seed: int | None = None,
         **kwargs,
     ) -> None:
+        # A logit: float32 under any mixed-precision policy, like the output heads.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.vocab_sizes = dict(vocab_sizes)
         self.use_bias = bool(use_bias)
@@ -98,7 +100,7 @@ class LinearLogit(keras.layers.Layer):
         )
 
     def build(self, input_shape=None) -> None:
-        self.weights_embedding.build()
+        build_once(self.weights_embedding)
         self.bias = (
             self.add_weight(name="bias", shape=(1,), initializer="zeros", dtype="float32")
             if self.use_bias
@@ -186,10 +188,10 @@ class CompressedInteractionNetwork(keras.layers.Layer):
         fields = input_shape[1]
         previous = fields
         for layer, units in zip(self.maps, self.layer_sizes, strict=True):
-            layer.build((None, previous * fields))
+            build_once(layer, (None, previous * fields))
             previous = units
         if self.output_layer is not None:
-            self.output_layer.build((None, sum(self.layer_sizes)))
+            build_once(self.output_layer, (None, sum(self.layer_sizes)))
         self.built = True
 
     def call(self, inputs):
@@ -308,7 +310,14 @@ class CrossNetworkV2(keras.layers.Layer):
     def build(self, input_shape) -> None:
         flat = (input_shape[0], math.prod(input_shape[1:]))
         for cross in self.crosses:
-            cross.build(flat)
+            build_once(cross, flat)
+            # keras-rs 0.4.0 FeatureCross.build creates its Dense sublayers without building
+            # them, so `.keras` loading finds no variables to restore; build them here.
+            if cross.projection_dim is not None:
+                build_once(cross.down_proj_dense, flat)
+                build_once(cross.dense, (flat[0], cross.projection_dim))
+            else:
+                build_once(cross.dense, flat)
         self.built = True
 
     def call(self, inputs):
@@ -401,7 +410,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         width = input_shape[-1]
         for layer in self.projections:
             for dense in layer.values():
-                dense.build((None, input_shape[1], width))
+                build_once(dense, (None, input_shape[1], width))
             width = self.attention_dim
         self.built = True
 

@@ -7,12 +7,8 @@ import math
 import keras
 from keras import ops
 
+from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import check_range, check_units, register
-
-
-def derive_seed(seed: int | None, offset: int) -> int | None:
-    """A distinct, reproducible seed per sublayer (same-shaped kernels must not start equal)."""
-    return None if seed is None else int(seed) * 1009 + offset
 
 
 @register
@@ -123,12 +119,12 @@ class MLPBlock(keras.layers.Layer):
         width = math.prod(input_shape[1:])
         shape = (input_shape[0], width)
         for i, dense in enumerate(self.dense_layers):
-            dense.build(shape)
+            build_once(dense, shape)
             shape = (input_shape[0], dense.units)
             if self.batch_norm:
-                self.norm_layers[i].build(shape)
+                build_once(self.norm_layers[i], shape)
         if self.output_layer is not None:
-            self.output_layer.build(shape)
+            build_once(self.output_layer, shape)
         self.built = True
 
     def call(self, inputs, training=None):

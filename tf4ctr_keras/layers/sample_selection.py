@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from tf4ctr_keras.layers.field_embedding import FieldEmbedding
-from tf4ctr_keras.layers.mlp_block import MLPBlock, derive_seed
+from tf4ctr_keras.layers.mlp_block import MLPBlock
+from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import Registry, check_range, register
 
 SELECTORS: Registry[type] = Registry("sample selector")
@@ -63,7 +64,7 @@ class _SampleSelector(keras.layers.Layer):
         return self.embedding_dim
 
     def build(self, input_shape=None) -> None:
-        self.embedding.build()
+        build_once(self.embedding)
         self.built = True
 
     def compute_output_shape(self, input_shape=None):
@@ -118,7 +119,7 @@ class SeparateEmbeddingSelector(_SampleSelector):
         return self.simple_embedding_dim
 
     def build(self, input_shape=None) -> None:
-        self.simple_embedding.build()
+        build_once(self.simple_embedding)
         super().build(input_shape)
 
     def call(self, inputs):
@@ -171,7 +172,7 @@ class GatedSampleSelector(_SampleSelector):
         )
 
     def build(self, input_shape=None) -> None:
-        self.gate.build((None, self.num_fields * self.embedding_dim))
+        build_once(self.gate, (None, self.num_fields * self.embedding_dim))
         super().build(input_shape)
 
     def call(self, inputs, training=None):
@@ -237,7 +238,7 @@ class MMoESampleSelector(_SampleSelector):
     def build(self, input_shape=None) -> None:
         flat = (None, self.num_fields * self.embedding_dim)
         for layer in [*self.experts, *self.gates]:
-            layer.build(flat)
+            build_once(layer, flat)
         super().build(input_shape)
 
     def call(self, inputs, training=None):

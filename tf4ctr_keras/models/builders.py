@@ -18,8 +18,9 @@ from tf4ctr_keras.layers.interactions import (
     LinearLogit,
     MultiHeadSelfAttention,
 )
-from tf4ctr_keras.layers.mlp_block import MLPBlock, derive_seed
+from tf4ctr_keras.layers.mlp_block import MLPBlock
 from tf4ctr_keras.layers.sample_selection import SELECTORS, SharedEmbeddingSelector
+from tf4ctr_keras.layers.utils import derive_seed
 from tf4ctr_keras.models.tf4ctr import TF4CTR
 from tf4ctr_keras.registry import Registry
 

@@ -7,8 +7,8 @@ from keras import ops
 
 from tf4ctr_keras.layers.fusion import _Fusion
 from tf4ctr_keras.layers.interactions import LinearLogit
-from tf4ctr_keras.layers.mlp_block import derive_seed
 from tf4ctr_keras.layers.sample_selection import _SampleSelector
+from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import check_choice, register
 
 CTR_OUTPUT = "ctr"
@@ -130,15 +130,15 @@ class TF4CTR(keras.Model):
 
     def build(self, input_shape=None) -> None:
         simple_shape, complex_shape = self.selector.compute_output_shape()
-        self.selector.build()
-        self.complex_encoder.build(complex_shape)
+        build_once(self.selector)
+        build_once(self.complex_encoder, complex_shape)
         h_c = self.complex_encoder.compute_output_shape(complex_shape)
         h_s = None
         if self.simple_encoder is not None:
-            self.simple_encoder.build(simple_shape)
+            build_once(self.simple_encoder, simple_shape)
             h_s = self.simple_encoder.compute_output_shape(simple_shape)
         if self.wide is not None:
-            self.wide.build()
+            build_once(self.wide)
             if h_s is None and self.wide_position == "simple":
                 h_s = (None, 1)
         if h_s is not None and h_s[-1] != 1 and not self.simple_head:
@@ -146,12 +146,19 @@ class TF4CTR(keras.Model):
                 f"`simple_head=False` needs a simple side of width 1; it is {h_s[-1]} wide."
             )
         if self.complex_logit is not None:
-            self.complex_logit.build(h_c)
+            build_once(self.complex_logit, h_c)
         if self.simple_logit is not None:
-            self.simple_logit.build(h_s)
+            build_once(self.simple_logit, h_s)
         if self.fusion is not None:
-            self.fusion.build([h_s, h_c, (None, 1), (None, 1)])
+            build_once(self.fusion, [h_s, h_c, (None, 1), (None, 1)])
         self.built = True
+
+    def get_build_config(self) -> dict:
+        return {"fields": self.field_names}
+
+    def build_from_config(self, config) -> None:
+        # Every shape follows from the layers' own configs (vocabularies, widths).
+        self.build()
 
     def call(self, inputs, training=None):
         missing = [n for n in self.field_names if n not in inputs]

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+
+from tf4ctr_keras.metrics import auc, evaluate_predictions, gauc, logloss
+
+RNG = np.random.default_rng(7)
+
+
+def _data(n=5000, ties=False):
+    y = (RNG.random(n) < 0.3).astype(int)
+    p = np.clip(RNG.normal(0.3 + 0.2 * y, 0.2), 0.01, 0.99)
+    if ties:
+        p = np.round(p, 2)  # many tied scores, across classes
+    return y, p
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_auc_equals_sklearn(ties):
+    y, p = _data(ties=ties)
+    assert abs(auc(y, p) - roc_auc_score(y, p)) < 1e-9
+
+
+def test_auc_by_hand():
+    # pairs (pos, neg): (0.8,0.1) win, (0.8,0.8) tie=0.5, (0.4,0.1) win, (0.4,0.8) loss
+    assert auc([1, 0, 1, 0], [0.8, 0.1, 0.4, 0.8]) == pytest.approx(2.5 / 4)
+
+
+def _sklearn_gauc(y, p, groups):
+    total, weight = 0.0, 0.0
+    for g in np.unique(groups):
+        mask = groups == g
+        if 0 < y[mask].sum() < mask.sum():
+            total += roc_auc_score(y[mask], p[mask]) * mask.sum()
+            weight += mask.sum()
+    return total / weight
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_gauc_equals_size_weighted_sklearn_per_group(ties):
+    y, p = _data(ties=ties)
+    groups = RNG.integers(0, 300, size=y.size)  # includes single-class groups
+    assert abs(gauc(y, p, groups) - _sklearn_gauc(y, p, groups)) < 1e-9
+
+
+def test_gauc_skips_single_class_groups_by_hand():
+    y = [1, 0, 1, 1, 0, 0]
+    p = [0.9, 0.1, 0.2, 0.3, 0.4, 0.5]
+    g = ["u1", "u1", "u2", "u2", "u3", "u3"]  # only u1 has both classes
+    assert gauc(y, p, g) == 1.0
+
+
+def test_logloss_equals_sklearn():
+    y, p = _data()
+    assert abs(logloss(y, p) - log_loss(y, p)) < 1e-9
+
+
+def test_logloss_clips_like_fuxictr():
+    assert logloss([1, 0], [0.0, 1.0]) == pytest.approx(-np.log(1e-7))
+
+
+def test_evaluate_predictions_keys():
+    y, p = _data(200)
+    assert set(evaluate_predictions(y, p)) == {"auc", "logloss"}
+    assert set(evaluate_predictions(y, p, groups=y * 0)) == {"auc", "logloss", "gauc"}
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: auc([1, 1], [0.2, 0.3]), "single class"),
+        (lambda: auc([1, 0], [0.2]), "differ in length"),
+        (lambda: auc([1, 2], [0.2, 0.3]), "only 0 and 1"),
+        (lambda: auc([1, 0], [np.nan, 0.3]), "NaN"),
+        (lambda: gauc([1, 1, 0], [0.1, 0.2, 0.3], [1, 2, 3]), "no group holds both"),
+        (lambda: logloss([], []), "empty"),
+    ],
+)
+def test_bad_input_is_explained(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
