@@ -1,0 +1,60 @@
+"""Exact evaluation of a model over a whole split (shared by training, tuning and reports)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf4ctr_keras.metrics import evaluate_predictions
+from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT
+
+
+class SplitEvaluator:
+    """Computes AUC, logloss (and gAUC when the dataset has a group key) on a fixed split.
+
+    The split is read in its deterministic order; labels and group ids are collected once, and
+    each call only runs the model forward.
+
+    Args:
+        dataset: a ``tf.data.Dataset`` of ``(features, label)`` in deterministic order.
+        group_key: feature whose ids define gAUC groups (the user field), or None.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, group_key: str | None = None) -> None:
+        self.dataset = dataset
+        self.group_key = group_key
+        labels, groups = [], []
+        for features, label in dataset:
+            labels.append(label.numpy())
+            if group_key is not None:
+                groups.append(features[group_key].numpy().reshape(-1))
+        if not labels:
+            raise ValueError("The evaluation split is empty.")
+        self.labels = np.concatenate(labels).reshape(-1)
+        self.groups = np.concatenate(groups) if group_key is not None else None
+        self._features = dataset.map(lambda features, label: features)
+
+    def predict(self, model: keras.Model) -> np.ndarray:
+        outputs = model.predict(self._features, verbose=0)
+        ctr = outputs[CTR_OUTPUT] if isinstance(outputs, dict) else outputs
+        ctr = np.asarray(ctr, dtype=np.float64).reshape(-1)
+        if ctr.shape != self.labels.shape:
+            raise RuntimeError(
+                f"Got {ctr.shape[0]} predictions for {self.labels.shape[0]} labels: the split's "
+                "order is not deterministic."
+            )
+        return ctr
+
+    def __call__(self, model: keras.Model) -> dict[str, float]:
+        return evaluate_predictions(self.labels, self.predict(model), self.groups)
+
+
+def monitor_value(metrics: dict[str, float], monitor: str) -> float:
+    """The reference's monitor: ``auc``, ``gauc`` or ``auc+gauc`` (logloss weight 0)."""
+    return float(sum(metrics[name] for name in monitor.split("+")))
+
+
+EvaluateFn = Callable[[keras.Model], dict]

@@ -1,0 +1,333 @@
+"""Typed run configuration: frozen dataclasses loaded from YAML, overridable from the CLI.
+
+A run's configuration is layered: the dataset's reference config (``pipelines/configs/<dataset>
+.yaml``), then an optional user YAML (``--config``), then command-line overrides. Unknown keys
+and out-of-range values are refused before any work, with the valid choices listed. Configs
+stop at the builder: :meth:`RunConfig.model_kwargs` turns the model section into the builder's
+keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tf4ctr_keras.layers.fusion import FUSIONS
+from tf4ctr_keras.layers.sample_selection import SELECTORS
+from tf4ctr_keras.models.builders import MODELS, SIMPLE_ENCODERS
+from tf4ctr_keras.registry import check_choice, check_range, check_units
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DATASETS = ("criteo", "frappe", "movielenslatest", "ml-1m", "kkbox")
+LOSSES = ("auto", "tf", "bce", "focal", "rce")
+MONITORS = ("auc", "auc+gauc", "gauc")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+TF4CTR_ONLY = (
+    "selector",
+    "fusion",
+    "simple_encoder",
+    "simple_embedding_dim",
+    "num_experts",
+    "temperature",
+    "noisy_inference",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and the valid values."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model architecture; the defaults are the reference's Frappe best run."""
+
+    name: str = "tf4ctr"
+    selector: str = "ser"
+    fusion: str = "wsf"
+    simple_encoder: str = "mlp"
+    simple_units: tuple[int, ...] = (400, 400)
+    complex_units: tuple[int, ...] = (400, 400, 400)
+    embedding_dim: int = 16
+    simple_embedding_dim: int | None = None
+    embedding_l2: float = 0.0
+    dropout: float = 0.0
+    batch_norm: bool = True
+    num_experts: int = 2
+    temperature: float = 0.8
+    noisy_inference: bool = False
+    encoder_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``name: auto`` is the Twin Focus loss for TF4CTR and log loss for the baselines."""
+
+    name: str = "auto"
+    alpha: float = 0.25
+    c: float = 0.8
+    gamma: float = 2.0
+    focal_gamma: float = 2.0
+    rce_gamma: float = 0.01
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The reference schedule (FuxiCTR 2.0.1): Adam 1e-3, clip-norm 10, LR x0.1 on every
+    non-improving epoch (floor 1e-6), stop after 2 in a row, restore the best weights."""
+
+    batch_size: int = 10000
+    eval_batch_size: int = 50000
+    learning_rate: float = 1e-3
+    adam_epsilon: float = 1e-8
+    clipnorm: float = 10.0
+    max_epochs: int = 100
+    patience: int = 2
+    lr_factor: float = 0.1
+    min_lr: float = 1e-6
+    min_delta: float = 1e-6
+    monitor: str = "auc+gauc"
+    seed: int = 2023
+    precision: str = "float32"
+    jit: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where data comes from: ``path`` is raw input (prepared into ``data_dir``) or a prepared
+    dataset directory (holding ``manifest.json``)."""
+
+    path: str | None = None
+    data_dir: str = "data"
+    generated_rows: int = 200000
+    min_count: int | None = None
+    max_bad_fraction: float = 0.01
+
+
+SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "data": DataConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
+        raw = dict(raw)
+        unknown = sorted(set(raw) - {"dataset", *SECTIONS})
+        if unknown:
+            raise ConfigError(
+                f"Unknown config section(s) {unknown}. Valid: dataset, {', '.join(SECTIONS)}."
+            )
+        if "dataset" not in raw:
+            raise ConfigError("The config names no `dataset`.")
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = dict(raw.get(name) or {})
+            valid = [f.name for f in dataclasses.fields(section_cls)]
+            bad = sorted(set(values) - set(valid))
+            if bad:
+                raise ConfigError(
+                    f"Unknown key(s) {[f'{name}.{k}' for k in bad]}. "
+                    f"Valid keys of `{name}`: {', '.join(valid)}."
+                )
+            for key in ("simple_units", "complex_units"):
+                if key in values and isinstance(values[key], list):
+                    values[key] = tuple(values[key])
+            sections[name] = section_cls(**values)
+        config = cls(dataset=raw["dataset"], **sections)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("simple_units", "complex_units"):
+            out["model"][key] = list(out["model"][key])
+        out["model"]["encoder_options"] = dict(out["model"]["encoder_options"])
+        return out
+
+    def replace(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """A copy with dotted-key overrides applied (``{"loss.alpha": 0.3}``), re-validated."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            apply_override(raw, dotted, value)
+        return RunConfig.from_dict(raw)
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes results (for run directory names)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    # -- meaning ------------------------------------------------------------------------------
+    @property
+    def loss_name(self) -> str:
+        if self.loss.name != "auto":
+            return self.loss.name
+        return "tf" if self.model.name == "tf4ctr" else "bce"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``tf4ctr_keras.build_model(self.model.name, vocab, **kw)``."""
+        m = self.model
+        kwargs = dict(
+            simple_units=list(m.simple_units),
+            complex_units=list(m.complex_units),
+            embedding_dim=m.embedding_dim,
+            embedding_l2=m.embedding_l2,
+            dropout=m.dropout,
+            batch_norm=m.batch_norm,
+            seed=self.train.seed,
+            **dict(m.encoder_options),
+        )
+        canonical = MODELS.canonical(m.name)
+        if canonical == "tf4ctr":
+            kwargs.update(
+                selector=m.selector,
+                fusion=m.fusion,
+                simple_encoder=m.simple_encoder,
+                simple_embedding_dim=m.simple_embedding_dim,
+                num_experts=m.num_experts,
+                temperature=m.temperature,
+                noisy_inference=m.noisy_inference,
+            )
+        else:
+            if canonical == "dnn":
+                kwargs.pop("simple_units")
+            if self.loss_name == "tf":
+                kwargs["twin_output"] = True
+        return kwargs
+
+    def validate(self) -> None:
+        """Raises :class:`ConfigError` naming the key and the valid values."""
+        try:
+            check_choice("dataset", self.dataset, DATASETS)
+            MODELS.canonical(self.model.name)
+            SELECTORS.canonical(self.model.selector)
+            FUSIONS.canonical(self.model.fusion)
+            SIMPLE_ENCODERS.canonical(self.model.simple_encoder)
+            check_units("model.simple_units", self.model.simple_units)
+            check_units("model.complex_units", self.model.complex_units)
+            check_units("model.embedding_dim", [self.model.embedding_dim])
+            check_range("model.embedding_l2", self.model.embedding_l2, 0.0)
+            check_range("model.dropout", self.model.dropout, 0.0, 1.0, high_inclusive=False)
+            check_choice("loss.name", self.loss.name, LOSSES)
+            check_range("loss.alpha", self.loss.alpha, 0.0, 1.0)
+            check_range("loss.c", self.loss.c, 0.0, 1.0)
+            check_range("loss.gamma", self.loss.gamma, 0.0)
+            check_range("loss.focal_gamma", self.loss.focal_gamma, 0.0)
+            check_range("loss.rce_gamma", self.loss.rce_gamma, 0.0)
+            t = self.train
+            check_units("train.batch_size", [t.batch_size])
+            check_units("train.eval_batch_size", [t.eval_batch_size])
+            check_units("train.max_epochs", [t.max_epochs])
+            check_units("train.patience", [t.patience])
+            check_range("train.learning_rate", t.learning_rate, 0.0, low_inclusive=False)
+            check_range("train.clipnorm", t.clipnorm, 0.0, low_inclusive=False)
+            check_range("train.lr_factor", t.lr_factor, 0.0, 1.0, low_inclusive=False)
+            check_range("train.min_lr", t.min_lr, 0.0)
+            check_range("train.min_delta", t.min_delta, 0.0)
+            check_choice("train.monitor", t.monitor, MONITORS)
+            check_choice("train.precision", t.precision, PRECISIONS)
+            check_units("data.generated_rows", [self.data.generated_rows])
+            check_range("data.max_bad_fraction", self.data.max_bad_fraction, 0.0, 1.0)
+            if self.loss_name == "tf" and MODELS.canonical(self.model.name) in (
+                "dnn",
+                "dcn",
+                "dcnv2",
+            ):
+                raise ValueError(
+                    f"loss `tf` needs two towers with logits; `{self.model.name}` has none. "
+                    "Use loss `bce`, `focal` or `rce`."
+                )
+            # Every constructor check (encoder options, widths, ...) on a one-field vocabulary.
+            from tf4ctr_keras import build_model
+
+            build_model(self.model.name, {"probe": 2}, **self.model_kwargs())
+        except (ValueError, TypeError) as error:
+            raise ConfigError(str(error)) from None
+
+
+def apply_override(raw: dict, dotted: str, value: Any) -> None:
+    """Sets ``raw[section][key] = value`` for ``dotted = "section.key"`` (or ``"dataset"``)."""
+    if dotted == "dataset":
+        raw["dataset"] = value
+        return
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS or not key:
+        raise ConfigError(
+            f"Override `{dotted}` must look like `section.key` with section one of "
+            f"{', '.join(SECTIONS)}."
+        )
+    if key.startswith("encoder_options."):
+        raw.setdefault(section, {}).setdefault("encoder_options", {})[key.split(".", 1)[1]] = value
+        return
+    raw.setdefault(section, {})[key] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"loss.alpha=0.3"`` -> ``("loss.alpha", 0.3)``; values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"`--set {text}` must look like section.key=value.")
+    key, _, value = text.partition("=")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections.")
+    return data
+
+
+def merge(base: Mapping, update: Mapping) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def reference_config(dataset: str) -> dict[str, Any]:
+    """The dataset's reference configuration (``pipelines/configs/<dataset>.yaml``)."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"Unknown dataset `{dataset}`. Valid choices: {', '.join(DATASETS)}.")
+    return load_yaml(CONFIG_DIR / f"{dataset}.yaml")
+
+
+def resolve_config(
+    dataset: str | None,
+    config_path: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Reference config of the dataset <- user YAML <- overrides, validated."""
+    user = load_yaml(config_path) if config_path else {}
+    dataset = dataset or user.get("dataset")
+    if dataset is None:
+        raise ConfigError("No dataset given: pass --dataset or set `dataset:` in the config.")
+    if user.get("dataset") not in (None, dataset):
+        raise ConfigError(
+            f"--dataset {dataset} disagrees with `dataset: {user['dataset']}` in {config_path}."
+        )
+    raw = merge(reference_config(dataset), user)
+    raw["dataset"] = dataset
+    for dotted, value in (overrides or {}).items():
+        apply_override(raw, dotted, value)
+    return RunConfig.from_dict(raw)

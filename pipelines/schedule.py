@@ -1,0 +1,193 @@
+"""The reference training schedule as one Keras callback, with crash-safe checkpoints.
+
+FuxiCTR 2.0.1 ``checkpoint_and_earlystop`` (tf4ctr_reference.md section 3): after every epoch
+the monitor (exact AUC, + gAUC where the dataset has groups) is computed on the validation
+split. If it does not improve on the best by more than ``min_delta``, the learning rate is
+multiplied by ``factor`` at once (floor ``min_lr``) and a counter grows; otherwise the weights
+are kept as the best and the counter resets. Training stops when the counter reaches
+``patience``; the best weights are restored at the end.
+
+Keras' ``ReduceLROnPlateau`` + ``EarlyStopping`` cannot express this (one shared counter, an
+LR drop on every bad epoch, ``min_delta`` 1e-4 by default and a streaming metric), hence a
+callback of its own. After each epoch it also writes the model and optimizer state plus its own
+state to ``checkpoint_dir`` (written beside and renamed), so a killed run resumes from there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pipelines.evaluation import EvaluateFn, monitor_value
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+LAST_WEIGHTS = "last.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save_weights(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+class ReferenceSchedule(keras.callbacks.Callback):
+    """Exact-metric validation, LR x factor per bad epoch, early stop, best-weight restore.
+
+    Args:
+        evaluate: ``model -> {"auc", "logloss"[, "gauc"]}`` on the validation split.
+        monitor: ``"auc"``, ``"gauc"`` or ``"auc+gauc"``.
+        patience: bad epochs in a row before stopping. Default 2.
+        factor: LR multiplier per bad epoch. Default 0.1.
+        min_lr: LR floor. Default 1e-6.
+        min_delta: improvement needed to count as better. Default 1e-6.
+        checkpoint_dir: where to write resumable state each epoch (None: no files).
+
+    After training: ``best_epoch`` (1-based), ``best_score``, ``history`` (per-epoch dicts with
+    the validation metrics, the LR used, and train/eval seconds).
+    """
+
+    def __init__(
+        self,
+        evaluate: EvaluateFn,
+        monitor: str = "auc+gauc",
+        patience: int = 2,
+        factor: float = 0.1,
+        min_lr: float = 1e-6,
+        min_delta: float = 1e-6,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.evaluate = evaluate
+        self.monitor = monitor
+        self.patience = patience
+        self.factor = factor
+        self.min_lr = min_lr
+        self.min_delta = min_delta
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.best_score = -math.inf
+        self.best_epoch = 0
+        self.wait = 0
+        self.history: list[dict] = []
+        self._best_weights = None
+        self._epoch_start = 0.0
+
+    # -- resume -------------------------------------------------------------------------------
+    def restore(self, model: keras.Model) -> int:
+        """Loads the last checkpoint into `model` (compiled) and returns the epochs done."""
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / STATE_FILE).is_file():
+            return 0
+        state = json.loads((self.checkpoint_dir / STATE_FILE).read_text())
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(self.checkpoint_dir / LAST_WEIGHTS)
+        self.best_score = state["best_score"]
+        self.best_epoch = state["best_epoch"]
+        self.wait = state["wait"]
+        self.history = state["history"]
+        model.optimizer.learning_rate.assign(state["learning_rate"])
+        if self.best_epoch:
+            self._best_weights = self._read_best_weights(model)
+        return int(state["epochs_done"])
+
+    def _read_best_weights(self, model: keras.Model):
+        """Reads best weights from file by loading them into `model` and copying them out."""
+        current = [np.array(v) for v in model.weights]
+        optimizer_state = [np.array(v) for v in model.optimizer.variables]
+        model.load_weights(self.checkpoint_dir / BEST_WEIGHTS)
+        best = [np.array(v) for v in model.weights]
+        for var, value in zip(model.weights, current, strict=True):
+            var.assign(value)
+        for var, value in zip(model.optimizer.variables, optimizer_state, strict=True):
+            var.assign(value)
+        return best
+
+    # -- callback hooks -----------------------------------------------------------------------
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        train_seconds = time.perf_counter() - self._epoch_start
+        start = time.perf_counter()
+        metrics = self.evaluate(self.model)
+        eval_seconds = time.perf_counter() - start
+        score = monitor_value(metrics, self.monitor)
+        lr = float(np.array(self.model.optimizer.learning_rate))
+        record = {
+            "epoch": epoch + 1,
+            "learning_rate": lr,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "monitor": score,
+        }
+        record.update({f"val_{k}": v for k, v in metrics.items()})
+        record.update({k: float(v) for k, v in logs.items() if k not in record})
+        if score > self.best_score + self.min_delta:
+            self.best_score, self.best_epoch, self.wait = score, epoch + 1, 0
+            self._best_weights = [np.array(v) for v in self.model.weights]
+            if self.checkpoint_dir is not None:
+                _atomic_save_weights(self.model, self.checkpoint_dir / BEST_WEIGHTS)
+            verdict = "improved"
+        else:
+            self.wait += 1
+            new_lr = max(lr * self.factor, self.min_lr)
+            self.model.optimizer.learning_rate.assign(new_lr)
+            verdict = f"no improvement ({self.wait}/{self.patience}); lr -> {new_lr:.0e}"
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+        self.history.append(record)
+        logs.update({f"val_{k}": v for k, v in metrics.items()})
+        log.info(
+            "epoch %d: %s, monitor %s = %.6f (best %.6f @ %d), train %.1fs, eval %.1fs",
+            epoch + 1,
+            ", ".join(f"val_{k}={v:.6f}" for k, v in metrics.items()),
+            self.monitor,
+            score,
+            self.best_score,
+            self.best_epoch,
+            train_seconds,
+            eval_seconds,
+        )
+        log.info("epoch %d: %s", epoch + 1, verdict)
+        if self.checkpoint_dir is not None:
+            self._save_state(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._best_weights is not None:
+            for var, value in zip(self.model.weights, self._best_weights, strict=True):
+                var.assign(value)
+            log.info("restored the weights of epoch %d", self.best_epoch)
+
+    def _save_state(self, epochs_done: int) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_save_weights(self.model, self.checkpoint_dir / LAST_WEIGHTS)
+        state = {
+            "epochs_done": epochs_done,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "learning_rate": float(np.array(self.model.optimizer.learning_rate)),
+            "stopped": bool(self.model.stop_training),
+            "history": self.history,
+        }
+        # The state file is written last: it names a complete checkpoint.
+        _atomic_write_text(self.checkpoint_dir / STATE_FILE, json.dumps(state, indent=1))
+
+    @property
+    def stopped(self) -> bool:
+        return self.wait >= self.patience

@@ -1,0 +1,158 @@
+"""The training job behind ``python -m pipelines.train``: build, compile, fit, evaluate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.evaluation import SplitEvaluator
+from pipelines.reader import make_dataset
+from pipelines.run_config import RunConfig
+from pipelines.schedule import ReferenceSchedule
+from tf4ctr_keras import FocalLoss, RCELoss, TwinFocusLoss, build_model
+from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT, TWIN_OUTPUT
+
+log = logging.getLogger(__name__)
+
+
+def load_manifest(dataset_dir: str | Path) -> dict:
+    path = Path(dataset_dir) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{dataset_dir} is not a prepared dataset: no manifest.json.")
+    return json.loads(path.read_text())
+
+
+def model_inputs(manifest: dict) -> tuple[dict[str, int], dict[str, str]]:
+    """``(vocab_sizes, sequence_fields)`` in model input order, from the manifest."""
+    vocab = {f["name"]: int(f["vocab_size"]) for f in manifest["fields"]}
+    sequences = {
+        f["name"]: f.get("pooling", "mean") for f in manifest["fields"] if f["kind"] == "sequence"
+    }
+    return vocab, sequences
+
+
+def build_from_config(config: RunConfig, manifest: dict) -> keras.Model:
+    vocab, sequences = model_inputs(manifest)
+    return build_model(config.model.name, vocab, sequence_fields=sequences, **config.model_kwargs())
+
+
+def losses_for(config: RunConfig) -> dict:
+    """Loss per named output: the fused ``ctr`` always, ``twin_logits`` for the TF loss."""
+    name = config.loss_name
+    if name == "focal":
+        ctr = FocalLoss(gamma=config.loss.focal_gamma)
+    elif name == "rce":
+        ctr = RCELoss(gamma=config.loss.rce_gamma)
+    else:
+        ctr = keras.losses.BinaryCrossentropy()
+    losses = {CTR_OUTPUT: ctr}
+    if name == "tf":
+        losses[TWIN_OUTPUT] = TwinFocusLoss(config.loss.alpha, config.loss.c, config.loss.gamma)
+    return losses
+
+
+def compile_model(model: keras.Model, config: RunConfig) -> None:
+    t = config.train
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=t.learning_rate, epsilon=t.adam_epsilon, global_clipnorm=t.clipnorm
+        ),
+        loss=losses_for(config),
+        jit_compile=bool(t.jit),
+    )
+
+
+def with_targets(dataset: tf.data.Dataset, outputs) -> tf.data.Dataset:
+    """``(features, label)`` -> ``(features, {output: label})`` for the compiled outputs."""
+    names = tuple(outputs)
+    return dataset.map(lambda x, y: (x, {n: y for n in names}), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
+    """Trains with the reference schedule and writes the run directory; returns the metrics."""
+    run_dir = Path(run_dir)
+    manifest = load_manifest(dataset_dir)
+    t = config.train
+    keras.utils.set_random_seed(t.seed)
+    keras.mixed_precision.set_dtype_policy(t.precision)
+    try:
+        model = build_from_config(config, manifest)
+        compile_model(model, config)
+        group_key = manifest.get("group_key")
+        if "gauc" in t.monitor and not group_key:
+            raise ValueError(
+                f"train.monitor={t.monitor} needs a group key, and dataset {config.dataset} has "
+                "none; use train.monitor=auc."
+            )
+        train_ds = with_targets(
+            make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
+            losses_for(config),
+        )
+        valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
+        schedule = ReferenceSchedule(
+            valid,
+            monitor=t.monitor,
+            patience=t.patience,
+            factor=t.lr_factor,
+            min_lr=t.min_lr,
+            min_delta=t.min_delta,
+            checkpoint_dir=run_dir / "checkpoints",
+        )
+        model.build()
+        epochs_done = schedule.restore(model)
+        if epochs_done:
+            log.info(
+                "resuming %s after epoch %d (best %d)", run_dir, epochs_done, schedule.best_epoch
+            )
+        started = time.perf_counter()
+        if epochs_done < t.max_epochs and not schedule.stopped:
+            model.fit(
+                train_ds,
+                epochs=t.max_epochs,
+                initial_epoch=epochs_done,
+                verbose=verbose,
+                callbacks=[
+                    schedule,
+                    keras.callbacks.TerminateOnNaN(),
+                    keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=epochs_done > 0),
+                    keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+                ],
+            )
+        else:
+            schedule.on_train_end()  # the run had stopped: restore its best weights
+        fit_seconds = time.perf_counter() - started
+        valid_metrics = valid(model)
+        test = SplitEvaluator(make_dataset(dataset_dir, "test", t.eval_batch_size), group_key)
+        test_metrics = test(model)
+        model.save(run_dir / "model.keras")
+        history = schedule.history
+        metrics = {
+            "valid": valid_metrics,
+            "test": test_metrics,
+            "epochs": len(history),
+            "best_epoch": schedule.best_epoch,
+            "seconds": sum(h["train_seconds"] + h["eval_seconds"] for h in history),
+            "train_seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history]))
+            if history
+            else 0.0,
+            "this_process_seconds": fit_seconds,
+            "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            "model": config.model.name,
+            "loss": config.loss_name,
+            "seed": t.seed,
+            "dataset_dir": str(Path(dataset_dir).resolve()),
+        }
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        tmp = run_dir / f".{'metrics.json'}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(metrics, indent=1))
+        os.replace(tmp, run_dir / "metrics.json")
+        return metrics
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

@@ -1,0 +1,90 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines.evaluation import monitor_value
+from pipelines.schedule import STATE_FILE, ReferenceSchedule
+from tf4ctr_keras import build_model
+
+
+class Scripted:
+    """An evaluate function that replays scripted validation AUCs."""
+
+    def __init__(self, aucs):
+        self.aucs = list(aucs)
+        self.calls = 0
+
+    def __call__(self, model):
+        value = self.aucs[self.calls]
+        self.calls += 1
+        return {"auc": value, "gauc": value - 0.1, "logloss": 0.5}
+
+
+class WeightRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.snapshots = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.snapshots.append([np.array(w) for w in self.model.weights])
+
+
+def _model_and_data():
+    model = build_model("dnn", {"a": 5, "b": 4}, complex_units=[4], embedding_dim=2, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss={"ctr": "binary_crossentropy"})
+    rng = np.random.default_rng(0)
+    x = {"a": rng.integers(0, 5, 64), "b": rng.integers(0, 4, 64)}
+    y = (x["a"] > 2).astype("float32")
+    return model, x, {"ctr": y}
+
+
+def test_monitor_is_sum_of_named_metrics():
+    assert monitor_value({"auc": 0.9, "gauc": 0.8, "logloss": 0.3}, "auc+gauc") == pytest.approx(
+        1.7
+    )
+    assert monitor_value({"auc": 0.9, "logloss": 0.3}, "auc") == 0.9
+
+
+def test_lr_drops_on_every_bad_epoch_and_training_stops_after_two_in_a_row(tmp_path):
+    model, x, y = _model_and_data()
+    scripted = Scripted([0.5, 0.6, 0.6, 0.65, 0.65 + 5e-7, 0.63])
+    schedule = ReferenceSchedule(scripted, monitor="auc", checkpoint_dir=tmp_path)
+    recorder = WeightRecorder()
+    # The recorder runs before the schedule, so it snapshots the weights the schedule judges.
+    model.fit(x, y, batch_size=16, epochs=20, verbose=0, callbacks=[recorder, schedule])
+    lrs = [h["learning_rate"] for h in schedule.history]
+    # epochs 1,2 improve; 3 ties (lr->1e-4); 4 improves; 5 gains < 1e-6 (lr->1e-5); 6 worse: stop
+    np.testing.assert_allclose(lrs, [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5], rtol=1e-5)
+    assert len(schedule.history) == 6 and schedule.best_epoch == 4
+    np.testing.assert_allclose(float(np.array(model.optimizer.learning_rate)), 1e-6, rtol=1e-5)
+    for restored, best in zip(model.weights, recorder.snapshots[3], strict=True):
+        np.testing.assert_array_equal(np.array(restored), best)
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["epochs_done"] == 6 and state["stopped"] and state["best_epoch"] == 4
+
+
+def test_lr_floor_is_respected():
+    model, x, y = _model_and_data()
+    schedule = ReferenceSchedule(
+        Scripted([0.5, 0.4, 0.4, 0.4]), monitor="auc", patience=4, factor=0.001, min_lr=1e-5
+    )
+    model.fit(x, y, batch_size=64, epochs=4, verbose=0, callbacks=[schedule])
+    assert [h["learning_rate"] for h in schedule.history][1:] == pytest.approx([1e-3, 1e-5, 1e-5])
+
+
+def test_restore_resumes_weights_optimizer_and_schedule_state(tmp_path):
+    model, x, y = _model_and_data()
+    first = ReferenceSchedule(Scripted([0.5, 0.6, 0.55]), monitor="auc", checkpoint_dir=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[first])
+    # state on disk is after epoch 3 (lr dropped once), but on_train_end restored epoch 2
+    fresh, _, _ = _model_and_data()
+    second = ReferenceSchedule(Scripted([0.7]), monitor="auc", checkpoint_dir=tmp_path)
+    fresh.build()
+    assert second.restore(fresh) == 3
+    assert (second.best_epoch, second.wait) == (2, 1)
+    np.testing.assert_allclose(float(np.array(fresh.optimizer.learning_rate)), 1e-4, rtol=1e-5)
+    assert int(fresh.optimizer.iterations) == int(model.optimizer.iterations) == 12
+    for a, b in zip(fresh.weights, second._best_weights, strict=True):
+        assert a.shape == b.shape
