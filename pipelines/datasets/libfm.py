@@ -1,0 +1,93 @@
+"""libFM rows (``label idx:value ... idx:value``), as shipped by NFM/AFN for Frappe and ML-tag.
+
+BARS converts these files to CSV by keeping each token's feature index, field by position; this
+module does the same, so the libFM and the BARS CSV inputs give identical raw values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.datasets.base import (
+    BAD_TOKEN,
+    LIBFM_LABELS,
+    OUT_OF_RANGE,
+    UNKNOWN_LABEL,
+    WRONG_COLUMNS,
+    Block,
+    bad_details,
+    frame_from_lines,
+    int_strings,
+    integers_from,
+    labels_from,
+)
+
+
+def parse_libfm(
+    lines: list[bytes],
+    first_line: int,
+    fields: list[str],
+    ranges: dict[str, tuple[int, int]] | None = None,
+) -> Block:
+    """Parses libFM lines with exactly one ``index:value`` token per field, in field order.
+
+    Args:
+        lines: raw lines (line terminators removed).
+        first_line: 1-based number of ``lines[0]``.
+        fields: field names, one per token position.
+        ranges: optional inclusive index range per field; indices outside are rejected.
+
+    Returns:
+        A :class:`Block` whose field values are the feature indices as decimal strings.
+    """
+    ncols = len(fields) + 1
+    numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
+    counts = np.fromiter((ln.count(b" ") for ln in lines), dtype=np.int64, count=len(lines))
+    good, good_numbers, bad = [], [], []
+    fast = counts == ncols - 1
+    for i, ln in enumerate(lines):
+        if fast[i] and not ln.startswith(b" ") and b"  " not in ln:
+            good.append(ln)
+            good_numbers.append(numbers[i])
+            continue
+        # Slow path: other whitespace (tabs, doubled or trailing spaces) or a wrong count.
+        tokens = ln.split()
+        if len(tokens) == ncols:
+            good.append(b" ".join(tokens))
+            good_numbers.append(numbers[i])
+        else:
+            bad.append(
+                (
+                    int(numbers[i]),
+                    WRONG_COLUMNS,
+                    f"expected {ncols} whitespace-separated tokens (label + {len(fields)} index:value), got {len(tokens)}",
+                )
+            )
+    frame = frame_from_lines(good, " ", ["label", *fields])
+    label, unknown = labels_from(frame["label"], LIBFM_LABELS)
+    details = bad_details(frame, unknown, "label", "expected 1, -1 or 0, got")
+    block = Block(frame.drop(columns="label"), np.asarray(good_numbers, dtype=np.int64), label, bad)
+    block.reject(unknown, UNKNOWN_LABEL, details)
+    for name in fields:
+        parts = block.frame[name].astype(object).str.partition(":")
+        values, missing, bad_mask = integers_from(parts[0])
+        bad_mask |= missing | (parts[1] != ":").to_numpy() | (parts[2] == "").to_numpy()
+        if bad_mask.any():
+            block.reject(
+                bad_mask,
+                BAD_TOKEN,
+                bad_details(block.frame, bad_mask, name, "expected index:value, got"),
+            )
+            values = values[~bad_mask]
+        if ranges is not None:
+            lo, hi = ranges[name]
+            out = (values < lo) | (values > hi)
+            if out.any():
+                block.reject(
+                    out,
+                    OUT_OF_RANGE,
+                    bad_details(block.frame, out, name, f"index outside [{lo}, {hi}]:"),
+                )
+                values = values[~out]
+        block.frame[name] = int_strings(values)
+    return block

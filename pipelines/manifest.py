@@ -1,0 +1,228 @@
+"""``manifest.json``: the single source of truth for a prepared dataset.
+
+Training, tuning and export read vocabulary sizes, field order, splits and shards from here and
+re-derive nothing. :func:`load_manifest` validates the file and returns a frozen view.
+
+Schema (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "dataset": "frappe",
+      "label_key": "label",
+      "group_key": "user",                      # or null
+      "fields": [                                # model input order
+        {"name": "user", "kind": "categorical",  # categorical | numeric-bucketed | sequence
+         "vocab_size": 943,                      # embedding input dim (Keras lookup convention)
+         "num_tokens": 942,                      # lines in the vocab file
+         "reference_vocab_size": 944,            # FuxiCTR convention (PAD + OOV)
+         "vocab_file": "vocab/user.txt",
+         "max_len": 3,                           # sequence only
+         "transform": "log_squared"}             # numeric-bucketed only
+      ],
+      "splits": {"train": {"rows": 202027, "positives": 67604,
+                           "shards": [{"file": "train-00000-of-00008.tfrecord.gz",
+                                       "rows": 25254, "sha256": "..."}]}, ...},
+      "malformed": {"train": {"frappe.train.libfm": {"wrong_column_count": 0}}, ...},
+      "malformed_examples": ["file line 17: expected ...", ...],
+      "fingerprint": "sha256 of raw-file identities + options + pipeline version",
+      "options": {...}, "raw_files": [...], "created": "2026-01-01T00:00:00+00:00",
+      "id_convention": "..."
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SPLITS = ("train", "valid", "test")
+KINDS = ("categorical", "numeric-bucketed", "sequence")
+ID_CONVENTION = (
+    "Keras lookup: categorical/numeric id 0 = OOV (unseen, below min count, missing), vocab line "
+    "i (0-based) = id i + 1, vocab_size = len(vocab) + 1; sequence id 0 = padding, 1 = OOV, "
+    "vocab line i = id i + 2, vocab_size = len(vocab) + 2."
+)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One model input field of a prepared dataset."""
+
+    name: str
+    kind: str
+    vocab_size: int
+    num_tokens: int
+    vocab_file: str
+    max_len: int | None = None
+    transform: str | None = None
+    reference_vocab_size: int | None = None
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.kind == "sequence"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    file: str
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    rows: int
+    positives: int
+    shards: tuple[ShardInfo, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Frozen view of ``manifest.json``; ``raw`` keeps the full parsed JSON."""
+
+    directory: Path
+    dataset: str
+    label_key: str
+    group_key: str | None
+    fields: tuple[FieldInfo, ...]
+    splits: dict[str, SplitInfo]
+    fingerprint: str
+    options: dict[str, Any]
+    created: str
+    raw: dict[str, Any]
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def vocab_sizes(self) -> dict[str, int]:
+        """Ordered ``field -> vocab_size`` (the embedding input dims) for the model builders."""
+        return {f.name: f.vocab_size for f in self.fields}
+
+    @property
+    def sequence_fields(self) -> dict[str, int]:
+        """``field -> max_len`` of the sequence fields."""
+        return {f.name: int(f.max_len) for f in self.fields if f.is_sequence}
+
+    def field(self, name: str) -> FieldInfo:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"Unknown field `{name}`; fields are {self.field_names}")
+
+    def vocab_path(self, name: str) -> Path:
+        return self.directory / self.field(name).vocab_file
+
+    def vocabulary(self, name: str) -> list[str]:
+        """The vocabulary tokens of a field, in id order (line i -> id i + 1, or i + 2)."""
+        text = self.vocab_path(name).read_text(encoding="utf-8")
+        return text.split("\n")[:-1] if text else []
+
+    def shard_paths(self, split: str) -> list[str]:
+        if split not in self.splits:
+            raise ValueError(f"Unknown split `{split}`; splits are {sorted(self.splits)}")
+        return [str(self.directory / s.file) for s in self.splits[split].shards]
+
+
+def _require(obj: dict, key: str, where: str):
+    if key not in obj:
+        raise ValueError(f"{where}: missing key `{key}`")
+    return obj[key]
+
+
+def manifest_from_dict(data: dict[str, Any], directory: Path) -> Manifest:
+    """Validates a parsed manifest and returns its frozen view.
+
+    Raises:
+        ValueError: on a wrong schema version, a missing key, an unknown field kind or a
+            vocabulary size that breaks the id convention.
+    """
+    where = str(directory / MANIFEST_NAME)
+    version = _require(data, "schema_version", where)
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})"
+        )
+    fields = []
+    for entry in _require(data, "fields", where):
+        name = _require(entry, "name", where)
+        kind = _require(entry, "kind", where)
+        if kind not in KINDS:
+            raise ValueError(f"{where}: field `{name}` has kind `{kind}`; expected one of {KINDS}")
+        num_tokens = int(_require(entry, "num_tokens", where))
+        vocab_size = int(_require(entry, "vocab_size", where))
+        reserved = 2 if kind == "sequence" else 1
+        if vocab_size != num_tokens + reserved:
+            raise ValueError(
+                f"{where}: field `{name}` vocab_size {vocab_size} != num_tokens {num_tokens} + {reserved}"
+            )
+        if kind == "sequence" and not entry.get("max_len"):
+            raise ValueError(f"{where}: sequence field `{name}` needs `max_len`")
+        fields.append(
+            FieldInfo(
+                name=name,
+                kind=kind,
+                vocab_size=vocab_size,
+                num_tokens=num_tokens,
+                vocab_file=_require(entry, "vocab_file", where),
+                max_len=entry.get("max_len"),
+                transform=entry.get("transform"),
+                reference_vocab_size=entry.get("reference_vocab_size"),
+            )
+        )
+    splits = {}
+    for split, info in _require(data, "splits", where).items():
+        shards = tuple(
+            ShardInfo(file=s["file"], rows=int(s["rows"]), sha256=s["sha256"])
+            for s in info["shards"]
+        )
+        if sum(s.rows for s in shards) != int(info["rows"]):
+            raise ValueError(f"{where}: split `{split}` shard rows do not add up to {info['rows']}")
+        splits[split] = SplitInfo(
+            rows=int(info["rows"]), positives=int(info["positives"]), shards=shards
+        )
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise ValueError(f"{where}: missing splits {missing}")
+    return Manifest(
+        directory=directory,
+        dataset=_require(data, "dataset", where),
+        label_key=_require(data, "label_key", where),
+        group_key=data.get("group_key"),
+        fields=tuple(fields),
+        splits=splits,
+        fingerprint=_require(data, "fingerprint", where),
+        options=dict(data.get("options", {})),
+        created=data.get("created", ""),
+        raw=data,
+    )
+
+
+def load_manifest(path: str | Path | Manifest) -> Manifest:
+    """Loads and validates ``manifest.json``.
+
+    Args:
+        path: a prepared dataset directory, its ``manifest.json``, or a :class:`Manifest`
+            (returned unchanged).
+
+    Raises:
+        FileNotFoundError: if there is no manifest (the dataset is not prepared, or a run was
+            killed before finishing).
+        ValueError: if the manifest is invalid.
+    """
+    if isinstance(path, Manifest):
+        return path
+    path = Path(path)
+    file = path if path.name == MANIFEST_NAME else path / MANIFEST_NAME
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}: no manifest. Prepare the dataset first: python -m pipelines.prepare "
+            "--dataset NAME --raw PATH --out DATA_DIR"
+        )
+    data = json.loads(file.read_text(encoding="utf-8"))
+    return manifest_from_dict(data, file.parent)
