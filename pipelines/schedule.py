@@ -117,6 +117,10 @@ class ReferenceSchedule(keras.callbacks.Callback):
         return best
 
     # -- callback hooks -----------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
 
@@ -174,7 +178,6 @@ class ReferenceSchedule(keras.callbacks.Callback):
             log.info("restored the weights of epoch %d", self.best_epoch)
 
     def _save_state(self, epochs_done: int) -> None:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         _atomic_save_weights(self.model, self.checkpoint_dir / LAST_WEIGHTS)
         state = {
             "epochs_done": epochs_done,

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.evaluation import SplitEvaluator
+from pipelines.manifest import Manifest, load_manifest
 from pipelines.reader import make_dataset
 from pipelines.run_config import RunConfig
 from pipelines.schedule import ReferenceSchedule
@@ -22,25 +23,13 @@ from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT, TWIN_OUTPUT
 log = logging.getLogger(__name__)
 
 
-def load_manifest(dataset_dir: str | Path) -> dict:
-    path = Path(dataset_dir) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{dataset_dir} is not a prepared dataset: no manifest.json.")
-    return json.loads(path.read_text())
-
-
-def model_inputs(manifest: dict) -> tuple[dict[str, int], dict[str, str]]:
-    """``(vocab_sizes, sequence_fields)`` in model input order, from the manifest."""
-    vocab = {f["name"]: int(f["vocab_size"]) for f in manifest["fields"]}
-    sequences = {
-        f["name"]: f.get("pooling", "mean") for f in manifest["fields"] if f["kind"] == "sequence"
-    }
-    return vocab, sequences
-
-
-def build_from_config(config: RunConfig, manifest: dict) -> keras.Model:
-    vocab, sequences = model_inputs(manifest)
-    return build_model(config.model.name, vocab, sequence_fields=sequences, **config.model_kwargs())
+def build_from_config(config: RunConfig, manifest: Manifest) -> keras.Model:
+    """The configured model over the manifest's fields; sequences are mean-pooled (FuxiCTR's
+    default ``MaskedAveragePooling``, which the reference's KKBox logs used)."""
+    sequences = {name: "mean" for name in manifest.sequence_fields}
+    return build_model(
+        config.model.name, manifest.vocab_sizes, sequence_fields=sequences, **config.model_kwargs()
+    )
 
 
 def losses_for(config: RunConfig) -> dict:
@@ -85,16 +74,17 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
     try:
         model = build_from_config(config, manifest)
         compile_model(model, config)
-        group_key = manifest.get("group_key")
+        group_key = manifest.group_key
         if "gauc" in t.monitor and not group_key:
             raise ValueError(
                 f"train.monitor={t.monitor} needs a group key, and dataset {config.dataset} has "
                 "none; use train.monitor=auc."
             )
+        steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
         train_ds = with_targets(
             make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
             losses_for(config),
-        )
+        ).apply(tf.data.experimental.assert_cardinality(steps))
         valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
         schedule = ReferenceSchedule(
             valid,
@@ -117,6 +107,7 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
                 train_ds,
                 epochs=t.max_epochs,
                 initial_epoch=epochs_done,
+                shuffle=False,  # the reader shuffles
                 verbose=verbose,
                 callbacks=[
                     schedule,

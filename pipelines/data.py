@@ -1,0 +1,86 @@
+"""Where a training run's data comes from: a prepared directory, raw files, or generated data."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from pipelines.manifest import MANIFEST_NAME
+from pipelines.run_config import ConfigError, RunConfig
+
+log = logging.getLogger(__name__)
+
+EXPECTED_RAW = {
+    "frappe": "the libFM files (frappe.train*.libfm[.gz], frappe.validation.libfm[.gz], "
+    "frappe.test.libfm[.gz]) or BARS train/valid/test.csv",
+    "movielenslatest": "BARS train/valid/test.csv or the NFM libFM files",
+    "ml-1m": "ratings.dat, users.dat and movies.dat",
+    "kkbox": "BARS KKBox_x1 train/valid/test.csv",
+    "criteo": "the Kaggle train.txt (or a directory holding it)",
+}
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def resolve_dataset(config: RunConfig) -> Path:
+    """Returns a prepared dataset directory for the run, preparing or generating it if needed.
+
+    * ``data.path`` holding ``manifest.json``: used as is.
+    * ``data.path`` raw: prepared into ``data.data_dir/<dataset>-<hash of path>/<dataset>``
+      (reused while the raw input and options are unchanged).
+    * no ``data.path`` and dataset ``criteo``: ``data.generated_rows`` rows of generated
+      Criteo-format data (seeded by ``train.seed``) are written and prepared.
+    """
+    from pipelines.preprocess import prepare
+
+    data = config.data
+    root = Path(data.data_dir)
+    if data.path is None:
+        if config.dataset != "criteo":
+            raise ConfigError(
+                f"--dataset {config.dataset} needs --data PATH: {EXPECTED_RAW[config.dataset]}."
+            )
+        from pipelines.generate import generate_criteo
+
+        name = f"generated-criteo-{data.generated_rows}-seed{config.train.seed}"
+        raw = root / name / "train.txt.gz"
+        if not raw.exists():
+            log.info(
+                "no --data: generating %d rows of Criteo-format data at %s",
+                data.generated_rows,
+                raw,
+            )
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            tmp = raw.with_name(".tmp-train.txt.gz")
+            generate_criteo(str(tmp), data.generated_rows, seed=config.train.seed)
+            tmp.rename(raw)
+        else:
+            log.info("no --data: training on generated Criteo-format data %s", raw)
+        return prepare(
+            "criteo",
+            str(raw),
+            root / name,
+            min_count=data.min_count,
+            max_bad_fraction=data.max_bad_fraction,
+        )
+    path = Path(data.path)
+    if (path / MANIFEST_NAME).is_file():
+        return path
+    if "://" not in data.path and not path.exists():
+        raise FileNotFoundError(
+            f"--data {data.path} does not exist; expected {EXPECTED_RAW[config.dataset]}."
+        )
+    target = (
+        root
+        / f"{config.dataset}-{_key(str(path.resolve()) if '://' not in data.path else data.path)}"
+    )
+    return prepare(
+        config.dataset,
+        data.path,
+        target,
+        min_count=data.min_count,
+        max_bad_fraction=data.max_bad_fraction,
+    )

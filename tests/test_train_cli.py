@@ -1,0 +1,180 @@
+"""End-to-end tests of ``python -m pipelines.train`` on small generated Criteo-format data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.train import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--simple-units",
+    "32",
+    "--complex-units",
+    "64,64",
+    "--batch-size",
+    "1024",
+    "--set",
+    "train.eval_batch_size=8192",
+]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from pipelines.generate import generate_criteo
+    from pipelines.preprocess import prepare
+
+    root = tmp_path_factory.mktemp("criteo")
+    raw = root / "train.txt.gz"
+    generate_criteo(str(raw), 60000, seed=5)
+    return prepare("criteo", str(raw), root / "prepared", min_count=5)
+
+
+def _run(args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.train", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_cli_trains_and_writes_metrics_json(prepared, tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run(
+        [
+            "--dataset",
+            "criteo",
+            "--data",
+            str(prepared),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--run-dir",
+            str(run_dir),
+            *SMALL,
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["valid"]) == {"auc", "logloss"}  # Criteo has no group key: no gAUC
+    assert metrics["epochs"] == 2 and 1 <= metrics["best_epoch"] <= 2
+    assert metrics["test"]["auc"] > 0.6  # the generator's labels depend on the features
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == metrics["test"]
+    for name in (
+        "config.yaml",
+        "history.csv",
+        "history.json",
+        "model.keras",
+        "checkpoints/state.json",
+        "checkpoints/best.weights.h5",
+    ):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    # The same command again reports the finished run instead of training again.
+    again = _run(
+        [
+            "--dataset",
+            "criteo",
+            "--data",
+            str(prepared),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--run-dir",
+            str(run_dir),
+            *SMALL,
+        ]
+    )
+    assert again.returncode == 0 and "already finished" in again.stderr
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_checkpoint(prepared, tmp_path):
+    args = [
+        "--dataset",
+        "criteo",
+        "--data",
+        str(prepared),
+        "--epochs",
+        "6",
+        "--quiet",
+        "--set",
+        "train.patience=10",
+        *SMALL,
+    ]
+    reference = _run([*args, "--run-dir", str(tmp_path / "uninterrupted")])
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", *args, "--run-dir", str(run_dir)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done_before < 6 and not (run_dir / "metrics.json").exists()
+
+    resumed = _run([*args, "--run-dir", str(run_dir)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"after epoch {done_before}" in resumed.stderr
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    got = json.loads((run_dir / "metrics.json").read_text())["test"]["auc"]
+    want = json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())["test"]["auc"]
+    assert abs(got - want) < 0.01
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path, caplog):
+    run_dir = tmp_path / "never"
+    assert main(["--dataset", "frappe", "--model", "deepfn", "--run-dir", str(run_dir)]) == 2
+    assert "Valid choices: autoint, dcn, dcnv2, deepfm, dnn, dualmlp, tf4ctr" in caplog.text
+    assert main(["--dataset", "frappe", "--alpha", "1.5", "--run-dir", str(run_dir)]) == 2
+    assert "`loss.alpha` must be in [0.0, 1.0]. Received: `loss.alpha=1.5`" in caplog.text
+    assert main(["--dataset", "frappe", "--set", "model.hidden=3", "--run-dir", str(run_dir)]) == 2
+    assert "Unknown key(s) ['model.hidden']" in caplog.text
+    assert main(["--dataset", "frappe", "--run-dir", str(run_dir)]) == 2
+    assert "--dataset frappe needs --data PATH" in caplog.text
+    assert (
+        main(["--dataset", "frappe", "--data", str(tmp_path / "nope"), "--run-dir", str(run_dir)])
+        == 2
+    )
+    assert "does not exist; expected the libFM files" in caplog.text
+    assert not run_dir.exists()
+
+
+def test_unknown_dataset_lists_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "avazu"])
+    assert exit_info.value.code == 2
+    assert "choose from 'criteo', 'frappe'" in capsys.readouterr().err
+
+
+def test_a_run_dir_with_another_config_is_refused(prepared, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("dataset: criteo\n")
+    assert main(["--dataset", "criteo", "--data", str(prepared), "--run-dir", str(run_dir)]) == 2
+    assert "holds a run with another configuration" in caplog.text
