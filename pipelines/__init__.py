@@ -2,27 +2,39 @@
 
 Public API::
 
-    from pipelines import prepare, make_dataset, load_manifest, generate_criteo
-    data_dir = prepare("frappe", "../shared/data/frappe", "data")
-    train = make_dataset(data_dir, "train", batch_size=10_000)
+    from pipelines.preprocess import prepare          # raw -> DATA_DIR/<dataset>/ (reused if unchanged)
+    from pipelines.reader import make_dataset, feature_spec
+    from pipelines.manifest import load_manifest
+    from pipelines.generate import generate_criteo
+
+The names below are also importable from ``pipelines`` itself (lazily, so that
+``python -m pipelines.prepare`` / ``python -m pipelines.generate`` run cleanly). The package-level
+name ``pipelines.prepare`` is the CLI module; the function is ``pipelines.preprocess.prepare``,
+also exported here as ``prepare_dataset``.
 """
 
-from pipelines.datasets import SPECS, get_spec
-from pipelines.errors import DataError
-from pipelines.generate import generate_criteo
-from pipelines.manifest import FieldInfo, Manifest, load_manifest
-from pipelines.preprocess import prepare
-from pipelines.reader import feature_spec, make_dataset
+from __future__ import annotations
 
-__all__ = [
-    "SPECS",
-    "DataError",
-    "FieldInfo",
-    "Manifest",
-    "feature_spec",
-    "generate_criteo",
-    "get_spec",
-    "load_manifest",
-    "make_dataset",
-    "prepare",
-]
+import importlib
+
+_EXPORTS = {
+    "SPECS": "pipelines.datasets",
+    "get_spec": "pipelines.datasets",
+    "DataError": "pipelines.errors",
+    "generate_criteo": "pipelines.generate",
+    "FieldInfo": "pipelines.manifest",
+    "Manifest": "pipelines.manifest",
+    "load_manifest": "pipelines.manifest",
+    "feature_spec": "pipelines.reader",
+    "make_dataset": "pipelines.reader",
+    "prepare_dataset": "pipelines.preprocess",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    return getattr(module, "prepare" if name == "prepare_dataset" else name)

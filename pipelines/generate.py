@@ -202,8 +202,12 @@ class CriteoGenerator:
         return ints, int_missing, ranks, cat_missing, labels
 
     def block(self, block: int, rows: int) -> bytes:
-        """Tab-separated text of ``rows`` rows of block ``block``."""
-        ints, int_missing, ranks, cat_missing, labels = self.sample(block, rows)
+        """Tab-separated text of the first ``rows`` rows of block ``block``.
+
+        The whole block is always drawn, so a file's first N rows do not depend on its length.
+        """
+        drawn = self.sample(block, BLOCK_ROWS)
+        ints, int_missing, ranks, cat_missing, labels = (a[:rows] for a in drawn)
         tab = np.full((rows, 1), ord("\t"), dtype=np.uint8)
         ones = np.ones((rows, 1), dtype=bool)
         parts = [DIGITS[labels][:, None]]

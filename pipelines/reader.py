@@ -62,7 +62,8 @@ def make_dataset(
         shuffle: shuffle shard order and records, reshuffled every epoch. Default: ``True`` for
             ``train``, ``False`` otherwise. Without shuffling the order is deterministic (the
             same every iteration: the raw order for valid and test).
-        seed: shuffle seed (``None``: nondeterministic).
+        seed: shuffle seed. With a seed, the sequence of epochs is reproducible; with ``None``,
+            shuffling and parallel reads are nondeterministic (slightly faster).
         repeat: repeat forever.
         drop_remainder: drop the last partial batch (default: keep it, as the reference does).
         num_parallel_reads: files read in parallel by the interleave.
@@ -83,6 +84,8 @@ def make_dataset(
     spec = feature_spec(manifest)
     label_key = manifest.label_key
 
+    # With a seed, the whole pipeline is reproducible; without one, parallel reads may reorder.
+    deterministic = (not shuffle) or seed is not None
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -96,7 +99,7 @@ def make_dataset(
         cycle_length=cycle,
         block_length=1,
         num_parallel_calls=num_parallel_reads,
-        deterministic=not shuffle,
+        deterministic=deterministic,
     )
     if cache:
         ds = ds.cache()
@@ -119,6 +122,6 @@ def make_dataset(
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
-    options.deterministic = not shuffle
+    options.deterministic = deterministic
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)

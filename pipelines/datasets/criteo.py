@@ -56,6 +56,25 @@ def log_squared(values: np.ndarray) -> np.ndarray:
     return np.where(values > 2, big, np.trunc(values))
 
 
+def log_squared_tf(values):
+    """In-graph :func:`log_squared` for export: float64 in, int64 out (same integers).
+
+    Computed in float64 like the pipeline, so ``floor`` agrees at integer boundaries.
+
+    Args:
+        values: numeric tensor of raw integer values (cast to float64).
+
+    Returns:
+        int64 tensor of transformed values; feed ``tf.strings.as_string`` of it to a
+        ``StringLookup`` over the field's vocabulary file.
+    """
+    import tensorflow as tf
+
+    x = tf.cast(values, tf.float64)
+    big = tf.floor(tf.square(tf.math.log(tf.where(x > 2, x, tf.constant(3.0, tf.float64)))))
+    return tf.cast(tf.where(x > 2, big, tf.where(x >= 0, tf.floor(x), tf.math.ceil(x))), tf.int64)
+
+
 class CriteoSpec(DatasetSpec):
     """Criteo_x4: 13 log-squared integer fields + 26 categorical fields, no group key."""
 
