@@ -1,0 +1,133 @@
+"""Export a finished run as a TF Serving model version (``OUT/<name>/<version>/``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tf4ctr_keras  # noqa: F401  (registers the model's classes for loading)
+from export.raw_rows import RawDecoder
+from export.serving_module import OUTPUT_NAME, SERVING_SIGNATURE, RawFeatureServer
+from pipelines.manifest import load_manifest
+
+log = logging.getLogger(__name__)
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
+
+
+def next_version(model_dir: Path) -> int:
+    """1 + the highest integer-named version directory (1 when there is none)."""
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+        if model_dir.is_dir()
+        else []
+    )
+    return max(versions, default=0) + 1
+
+
+def read_run(run_dir: Path):
+    """The run's model, manifest and metrics; fails clearly when the run is not finished."""
+    metrics_path = run_dir / "metrics.json"
+    model_path = run_dir / "model.keras"
+    if not metrics_path.is_file() or not model_path.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished run: expected metrics.json and model.keras "
+            "(run `python -m pipelines.train` to completion first)."
+        )
+    metrics = json.loads(metrics_path.read_text())
+    manifest = load_manifest(metrics["dataset_dir"])
+    model = keras.saving.load_model(model_path)
+    return model, manifest, metrics
+
+
+def sample_ids(manifest, split: str, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Up to `rows` encoded rows of a split, in file order."""
+    from pipelines.reader import make_dataset
+
+    batch = next(iter(make_dataset(manifest.directory, split, rows, shuffle=False)))[0]
+    return {k: v.numpy() for k, v in batch.items()}
+
+
+def warmup_requests(
+    server, manifest, model_name: str, raw: dict[str, np.ndarray], batch_sizes=(1, 8, 64)
+) -> list:
+    """PredictionLog protos replaying representative raw rows at several batch sizes."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    logs = []
+    total = len(next(iter(raw.values())))
+    start = 0
+    for batch in batch_sizes:
+        for _ in range(4):
+            if start + batch > total:
+                start = 0
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SERVING_SIGNATURE)
+            )
+            for field in manifest.fields:
+                values = raw[field.name][start : start + batch]
+                dtype = tf.float32 if values.dtype == np.float32 else tf.string
+                request.inputs[field.name].CopyFrom(
+                    tf.make_tensor_proto(values.tolist(), dtype=dtype, shape=[len(values)])
+                )
+            logs.append(
+                prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                )
+            )
+            start += batch
+    if len(logs) > MAX_WARMUP_RECORDS:
+        raise ValueError(f"{len(logs)} warmup records; TF Serving reads at most 1000.")
+    return logs
+
+
+def export_run(
+    run_dir: str | Path,
+    model_base_path: str | Path,
+    model_name: str | None = None,
+    version: int | None = None,
+    sequence_separator: str = "|",
+) -> Path:
+    """Writes ``model_base_path/model_name/version/`` atomically and returns its path."""
+    run_dir = Path(run_dir)
+    model, manifest, metrics = read_run(run_dir)
+    model_name = model_name or f"{metrics['model']}_{manifest.dataset}".replace("-", "_")
+    model_dir = Path(model_base_path) / model_name
+    version = version if version is not None else next_version(model_dir)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"`version` must be a positive int. Received: {version!r}")
+    final = model_dir / str(version)
+    if final.exists():
+        raise FileExistsError(
+            f"{final} exists; TF Serving versions are immutable. Pass another --version."
+        )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".tmp-{version}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        server = RawFeatureServer(model, manifest, sequence_separator=sequence_separator)
+        tf.saved_model.save(server, str(tmp), signatures=server.signatures())
+        extra = tmp / "assets.extra"
+        extra.mkdir()
+        raw = RawDecoder(manifest, sequence_separator).decode(sample_ids(manifest, "test", 64))
+        with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
+            for record in warmup_requests(server, manifest, model_name, raw):
+                writer.write(record.SerializeToString())
+        shutil.copy(manifest.directory / "manifest.json", extra / "manifest.json")
+        shutil.copy(run_dir / "config.yaml", extra / "config.yaml")
+        (extra / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        os.rename(tmp, final)  # the version appears whole or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s (output `%s`)", final, OUTPUT_NAME)
+    return final

@@ -1,0 +1,137 @@
+"""The serving graph: raw feature values -> in-graph vocabulary lookup -> model -> probability.
+
+The lookups reproduce the pipeline's encoder exactly (Keras lookup convention, design.md
+contract 2): categorical and numeric ids are ``line + 1`` with 0 for anything not in the
+vocabulary (unseen, empty, missing); sequence ids are ``line + 2`` with 1 for OOV and 0 for
+padding. Vocabulary files are ``tf.lookup.TextFileInitializer`` assets, so they travel inside
+the SavedModel and clients send raw values.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from pipelines.manifest import FieldInfo, Manifest
+
+OUTPUT_NAME = "ctr_probability"
+EXAMPLES_INPUT = "examples"
+SERVING_SIGNATURE = "serving_default"
+EXAMPLES_SIGNATURE = "predict_examples"
+LOG_SQUARED = "log_squared"
+KNOWN_TRANSFORMS = (None, LOG_SQUARED)
+
+
+def input_dtype(field: FieldInfo) -> tf.DType:
+    """Raw dtype a client sends: float32 for numeric fields (NaN = missing), else string."""
+    return tf.float32 if field.kind == "numeric-bucketed" else tf.string
+
+
+def log_squared(values: tf.Tensor) -> tf.Tensor:
+    """Criteo_x4's integer transform in-graph: ``floor(ln(v)^2)`` if ``v > 2`` else ``int(v)``.
+
+    Runs in float64 like the pipeline's NumPy version, so bucket boundaries agree.
+    """
+    v = tf.cast(values, tf.float64)
+    safe = tf.where(v > 2.0, v, 3.0)
+    # Casting float -> int64 truncates toward zero, as Python's int(v).
+    return tf.cast(tf.where(v > 2.0, tf.floor(tf.math.log(safe) ** 2), v), tf.int64)
+
+
+class RawFeatureServer(tf.Module):
+    """A ``tf.Module`` holding the model, one lookup table per field, and two signatures.
+
+    Args:
+        model: the trained Keras model (``{field: ids} -> {"ctr", ...}``).
+        manifest: the manifest of the dataset the model was trained on.
+        sequence_separator: separator of raw sequence cells (KKBox: ``"|"``).
+    """
+
+    def __init__(self, model: keras.Model, manifest: Manifest, sequence_separator: str = "|"):
+        super().__init__(name="raw_feature_server")
+        for field in manifest.fields:
+            if field.transform not in KNOWN_TRANSFORMS:
+                raise ValueError(
+                    f"Field `{field.name}` uses transform `{field.transform}`, which the serving "
+                    f"graph does not implement (known: {KNOWN_TRANSFORMS[1:]})."
+                )
+        self.model = model
+        self.fields = list(manifest.fields)
+        self.sequence_separator = sequence_separator
+        self.tables = {
+            field.name: tf.lookup.StaticHashTable(
+                tf.lookup.TextFileInitializer(
+                    str(manifest.vocab_path(field.name)),
+                    key_dtype=tf.string,
+                    key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+                    value_dtype=tf.int64,
+                    value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                ),
+                default_value=-1,
+            )
+            for field in self.fields
+        }
+        raw_spec = {f.name: tf.TensorSpec([None], input_dtype(f), name=f.name) for f in self.fields}
+        self.serve = tf.function(self._serve, input_signature=[raw_spec])
+        self.serve_examples = tf.function(
+            self._serve_examples,
+            input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
+        )
+
+    # -- encoding -----------------------------------------------------------------------------
+    def encode(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Raw values -> the ids the pipeline wrote for them."""
+        first = self.fields[0].name
+        batch = tf.shape(raw[first])[0]
+        ids = {}
+        for field in self.fields:
+            values = raw[field.name]
+            tf.debugging.assert_equal(
+                tf.shape(values)[0],
+                batch,
+                message=f"input `{field.name}` has a different batch size than `{first}`",
+            )
+            table = self.tables[field.name]
+            if field.kind == "sequence":
+                tokens = tf.strings.strip(tf.strings.split(values, self.sequence_separator))
+                tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+                tokens = tokens[:, : field.max_len]
+                seq = tf.ragged.map_flat_values(lambda t, tb=table: tb.lookup(t) + 2, tokens)
+                ids[field.name] = seq.to_tensor(default_value=0, shape=[None, field.max_len])
+            elif field.kind == "numeric-bucketed":
+                missing = tf.math.is_nan(values)
+                keys = tf.strings.as_string(log_squared(tf.where(missing, 0.0, values)))
+                ids[field.name] = tf.where(
+                    missing, tf.constant(0, tf.int64), table.lookup(keys) + 1
+                )
+            else:
+                ids[field.name] = table.lookup(values) + 1
+        return ids
+
+    def predict_ids(self, ids: dict[str, tf.Tensor]) -> tf.Tensor:
+        outputs = self.model(ids, training=False)
+        return tf.reshape(tf.cast(outputs["ctr"], tf.float32), [-1])
+
+    def _serve(self, raw):
+        return {OUTPUT_NAME: self.predict_ids(self.encode(raw))}
+
+    def feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
+        """Raw ``tf.Example`` spec: missing string -> "" (OOV), missing number -> NaN (OOV)."""
+        return {
+            f.name: tf.io.FixedLenFeature(
+                [],
+                input_dtype(f),
+                default_value=float("nan") if input_dtype(f) == tf.float32 else "",
+            )
+            for f in self.fields
+        }
+
+    def _serve_examples(self, examples):
+        raw = tf.io.parse_example(examples, self.feature_spec())
+        return {OUTPUT_NAME: self.predict_ids(self.encode(raw))}
+
+    def signatures(self) -> dict:
+        return {
+            SERVING_SIGNATURE: self.serve.get_concrete_function(),
+            EXAMPLES_SIGNATURE: self.serve_examples.get_concrete_function(),
+        }

@@ -1,0 +1,1 @@
+"""TF Serving side: request builders, REST and gRPC clients, config templates."""
