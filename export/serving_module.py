@@ -12,30 +12,20 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from pipelines.datasets.criteo import LOG_SQUARED, log_squared_tf
 from pipelines.manifest import FieldInfo, Manifest
 
 OUTPUT_NAME = "ctr_probability"
 EXAMPLES_INPUT = "examples"
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "predict_examples"
-LOG_SQUARED = "log_squared"
-KNOWN_TRANSFORMS = (None, LOG_SQUARED)
+# In-graph versions of the numeric transforms a dataset spec records in the manifest.
+TRANSFORMS = {LOG_SQUARED: log_squared_tf}
 
 
 def input_dtype(field: FieldInfo) -> tf.DType:
     """Raw dtype a client sends: float32 for numeric fields (NaN = missing), else string."""
     return tf.float32 if field.kind == "numeric-bucketed" else tf.string
-
-
-def log_squared(values: tf.Tensor) -> tf.Tensor:
-    """Criteo_x4's integer transform in-graph: ``floor(ln(v)^2)`` if ``v > 2`` else ``int(v)``.
-
-    Runs in float64 like the pipeline's NumPy version, so bucket boundaries agree.
-    """
-    v = tf.cast(values, tf.float64)
-    safe = tf.where(v > 2.0, v, 3.0)
-    # Casting float -> int64 truncates toward zero, as Python's int(v).
-    return tf.cast(tf.where(v > 2.0, tf.floor(tf.math.log(safe) ** 2), v), tf.int64)
 
 
 class RawFeatureServer(tf.Module):
@@ -50,10 +40,10 @@ class RawFeatureServer(tf.Module):
     def __init__(self, model: keras.Model, manifest: Manifest, sequence_separator: str = "|"):
         super().__init__(name="raw_feature_server")
         for field in manifest.fields:
-            if field.transform not in KNOWN_TRANSFORMS:
+            if field.transform is not None and field.transform not in TRANSFORMS:
                 raise ValueError(
                     f"Field `{field.name}` uses transform `{field.transform}`, which the serving "
-                    f"graph does not implement (known: {KNOWN_TRANSFORMS[1:]})."
+                    f"graph does not implement (known: {sorted(TRANSFORMS)})."
                 )
         self.model = model
         self.fields = list(manifest.fields)
@@ -100,7 +90,8 @@ class RawFeatureServer(tf.Module):
                 ids[field.name] = seq.to_tensor(default_value=0, shape=[None, field.max_len])
             elif field.kind == "numeric-bucketed":
                 missing = tf.math.is_nan(values)
-                keys = tf.strings.as_string(log_squared(tf.where(missing, 0.0, values)))
+                transform = TRANSFORMS[field.transform]
+                keys = tf.strings.as_string(transform(tf.where(missing, 0.0, values)))
                 ids[field.name] = tf.where(
                     missing, tf.constant(0, tf.int64), table.lookup(keys) + 1
                 )

@@ -11,8 +11,8 @@ import tensorflow as tf
 from export import EXAMPLES_SIGNATURE, OUTPUT_NAME, SERVING_SIGNATURE, export_run, next_version
 from export.exporter import WARMUP_FILE
 from export.raw_rows import RawDecoder, representative_raw_number
-from export.serving_module import log_squared
 from pipelines.datasets.criteo import log_squared as numpy_log_squared
+from pipelines.datasets.criteo import log_squared_tf
 from pipelines.manifest import load_manifest
 from pipelines.reader import make_dataset
 from tests.conftest import train_small_run
@@ -196,7 +196,7 @@ def test_in_graph_log_squared_equals_the_pipelines_transform_at_bucket_edges():
     )
     values = values[values < 2**24]  # exactly representable in float32, the serving dtype
     values = values.astype(np.float32).astype(np.float64)
-    got = log_squared(tf.constant(values, tf.float32)).numpy()
+    got = log_squared_tf(tf.constant(values, tf.float32)).numpy()
     np.testing.assert_array_equal(got, numpy_log_squared(values).astype(np.int64))
 
 
