@@ -98,7 +98,11 @@ class _TokenCounter:
     def add(self, tokens: pd.Series) -> None:
         if len(tokens) == 0:
             return
-        counts = tokens.astype(object).value_counts(sort=False)
+        # value_counts drops NaN (missing numeric values); "" (missing strings) is dropped here,
+        # cheaper than filtering every row before counting.
+        counts = tokens.value_counts(sort=False)
+        if counts.index.dtype.kind not in "fiu":
+            counts = counts.drop("", errors="ignore")
         self._parts.append(counts)
         self._pending += len(counts)
         if self._pending > _COMPACT_ENTRIES and len(self._parts) > 1:
@@ -116,7 +120,12 @@ class _TokenCounter:
         self._compact()
         counts = self._parts[0]
         counts = counts[counts >= min_count]
-        table = pd.DataFrame({"token": counts.index.astype(object), "count": counts.to_numpy()})
+        tokens = counts.index
+        if tokens.dtype.kind == "f":  # numeric fields: the token is the integer's decimal string
+            tokens = tokens.to_numpy().astype(np.int64).astype(str)
+        table = pd.DataFrame(
+            {"token": np.asarray(tokens, dtype=object), "count": counts.to_numpy()}
+        )
         table = table.sort_values(["count", "token"], ascending=[False, True], kind="stable")
         return table["token"].tolist()
 
@@ -188,10 +197,11 @@ def _splits_of(spec: DatasetSpec, file: RawFile, lines: np.ndarray, seed: int) -
 
 
 def _field_tokens(spec: DatasetSpec, kind: str, name: str, values: pd.Series) -> pd.Series:
+    """Tokens to count: sequence cells split by the spec; other fields as they are (missing
+    values, ``""`` or NaN, are dropped by the counter)."""
     if kind == "sequence":
         return spec.tokens(name, values)
-    values = values.astype(object)
-    return values[values != ""]
+    return values
 
 
 def _encode_block(
@@ -213,7 +223,8 @@ def _encode_block(
                 ids[rows[keep], pos[keep]] = np.where(found[keep] < 0, 1, found[keep] + 2)
             out[f.name] = ids
         else:
-            found = indexes[f.name].get_indexer(values.to_numpy(dtype=object))
+            index = indexes[f.name]
+            found = index.get_indexer(values.to_numpy(dtype=index.dtype))
             out[f.name] = found.astype(np.int64) + 1
     return out
 
@@ -423,7 +434,10 @@ def _build(
         if f.transform:
             entry["transform"] = f.transform
         field_entries.append(entry)
-        indexes[f.name] = pd.Index(vocab, dtype=object)
+        if f.kind == "numeric-bucketed":  # values are float64 in blocks (NaN = missing)
+            indexes[f.name] = pd.Index(np.array([float(t) for t in vocab], dtype=np.float64))
+        else:
+            indexes[f.name] = pd.Index(vocab, dtype=object)
         max_values[f.name] = len(vocab) + reserved
     del counters
 

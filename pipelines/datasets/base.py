@@ -182,25 +182,42 @@ def split_by_count(
 
 
 def frame_from_lines(
-    lines: list[bytes], sep: str, names: list[str], encoding: str = "utf-8"
+    lines: list[bytes],
+    sep: str,
+    names: list[str],
+    encoding: str = "utf-8",
+    numeric: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Parses well-formed delimited lines (no quoting) into a frame of strings."""
+    """Parses well-formed delimited lines (no quoting) into a frame of strings.
+
+    Columns in ``numeric`` are parsed to float64 by the C parser (empty -> NaN), which is much
+    faster than converting strings afterwards; if a value there is not a number, the whole block
+    is returned as strings instead and the caller validates value by value.
+    """
     if not lines:
         return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
-    buffer = io.BytesIO(b"\n".join(lines) + b"\n")
-    frame = pd.read_csv(
-        buffer,
+    data = b"\n".join(lines) + b"\n"
+    common = dict(
         sep=sep,
         header=None,
         names=names,
-        dtype=object,
-        na_filter=False,
         quoting=csv.QUOTE_NONE,
         skip_blank_lines=False,
         encoding=encoding,
         engine="c",
     )
-    return frame
+    if numeric:
+        try:
+            return pd.read_csv(
+                io.BytesIO(data),
+                dtype={n: (np.float64 if n in numeric else object) for n in names},
+                keep_default_na=False,
+                na_values={n: [""] for n in numeric},
+                **common,
+            )
+        except ValueError:
+            pass  # a non-numeric value somewhere: strings, validated by the caller
+    return pd.read_csv(io.BytesIO(data), dtype=object, na_filter=False, **common)
 
 
 def labels_from(series: pd.Series, mapping: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +239,19 @@ def integers_from(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray
     finite = np.isfinite(values)
     bad = ~missing & (~finite | (np.abs(np.where(finite, values, 0)) > 2.0**53))
     bad |= finite & (np.floor(np.where(finite, values, 0)) != np.where(finite, values, 0))
+    return values, missing, bad
+
+
+def integers_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`integers_from`, for a column that may already be float64 (NaN = missing)."""
+    if series.dtype != np.float64:
+        return integers_from(series)
+    values = series.to_numpy(dtype=np.float64)
+    missing = np.isnan(values)
+    finite = np.where(missing, 0.0, values)
+    bad = ~missing & (
+        ~np.isfinite(finite) | (np.floor(finite) != finite) | (np.abs(finite) > 2.0**53)
+    )
     return values, missing, bad
 
 

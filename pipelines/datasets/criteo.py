@@ -14,7 +14,6 @@ the row index, streaming) or a directory with ``train.txt[.gz]`` (hashed split) 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from pipelines import fileio
 from pipelines.datasets.base import (
@@ -28,8 +27,7 @@ from pipelines.datasets.base import (
     RawFile,
     bad_details,
     frame_from_lines,
-    int_strings,
-    integers_from,
+    integers_of,
     labels_from,
     split_by_count,
 )
@@ -109,19 +107,17 @@ class CriteoSpec(DatasetSpec):
 
     def parse(self, lines, first_line, file, state, context) -> Block:
         good, numbers, bad = split_by_count(lines, first_line, b"\t", len(COLUMNS), "tab-separated")
-        frame = frame_from_lines(good, "\t", list(COLUMNS))
+        frame = frame_from_lines(good, "\t", list(COLUMNS), numeric=INTEGER_FIELDS)
         label, unknown = labels_from(frame["label"], BINARY_LABELS)
         details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
         block = Block(frame.drop(columns="label"), numbers, label, bad)
         block.reject(unknown, UNKNOWN_LABEL, details)
         for name in INTEGER_FIELDS:
-            values, missing, bad_mask = integers_from(block.frame[name])
+            values, missing, bad_mask = integers_of(block.frame[name])
             if bad_mask.any():
                 details = bad_details(block.frame, bad_mask, name, "not an integer:")
                 block.reject(bad_mask, NON_NUMERIC, details)
-                values, missing = values[~bad_mask], missing[~bad_mask]
-            out = np.full(len(values), "", dtype=object)
-            present = ~missing
-            out[present] = int_strings(log_squared(values[present]))
-            block.frame[name] = pd.Series(out, index=block.frame.index, dtype=object)
+                values = values[~bad_mask]
+            # Numeric fields stay float64 (NaN = missing); tokens are their decimal strings.
+            block.frame[name] = log_squared(values)
         return block
