@@ -1,0 +1,279 @@
+"""Hyperparameter search with keras-tuner: ``python -m pipelines.tune``.
+
+The search space is the one the paper studies, declared once in :data:`SPACE`: alpha, c, gamma,
+the sample selector, the fusion, the simple tower (the paper's structures A-E), dropout,
+embedding L2 and learning rate. A YAML file narrows it (``--space``)::
+
+    alpha: {min: 0.15, max: 0.65, step: 0.1}   # a range
+    gamma: [1, 2]                               # a choice
+    fusion: wsf                                 # a fixed value
+
+Every trial is a full training run with the reference schedule (the same trainer as
+``pipelines.train``); the objective is the exact validation monitor (AUC, + gAUC where the
+dataset has a user key). Trials live in ``<tune-dir>/trials/<id>/``; an interrupted search,
+started again with the same command, reloads the oracle, resumes the unfinished trial from its
+checkpoint and never repeats a finished one. At the end ``best.yaml`` (accepted unchanged by
+``python -m pipelines.train --config``) and ``results.md`` (trial, params, valid metrics) are
+written.
+
+    python -m pipelines.tune --dataset frappe --data ../shared/data/frappe --max-trials 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.run_config import (
+    DATASETS,
+    ConfigError,
+    RunConfig,
+    load_yaml,
+    parse_override,
+    resolve_config,
+)
+
+log = logging.getLogger("pipelines.tune")
+
+# The paper's simple-encoder structures (section 4.3, Figure 9).
+SIMPLE_TOWERS = {"A": [400], "B": [800], "C": [200, 200], "D": [400, 400], "E": [800, 800]}
+
+# name -> (config key, default search domain)
+SPACE: dict[str, tuple[str, Any]] = {
+    "alpha": ("loss.alpha", {"min": 0.15, "max": 0.65, "step": 0.1}),
+    "c": ("loss.c", {"min": 0.5, "max": 1.0, "step": 0.1}),
+    "gamma": ("loss.gamma", [1.0, 2.0, 3.0]),
+    "selector": ("model.selector", ["ser", "gate", "mmoe", "shared"]),
+    "fusion": ("model.fusion", ["wsf", "vf", "cf", "moef", "sum"]),
+    "simple_tower": ("model.simple_units", list(SIMPLE_TOWERS)),
+    "dropout": ("model.dropout", {"min": 0.0, "max": 0.3, "step": 0.1}),
+    "embedding_l2": ("model.embedding_l2", {"min": 1e-3, "max": 0.3, "sampling": "log"}),
+    "learning_rate": ("train.learning_rate", [5e-4, 1e-3, 2e-3]),
+}
+OBJECTIVE = "val_monitor"
+TUNERS = ("bayesian", "hyperband", "random")
+
+
+def load_space(path: str | None) -> dict[str, Any]:
+    """The default space narrowed by a YAML of ``name: domain`` (unknown names refused)."""
+    space = {name: domain for name, (_, domain) in SPACE.items()}
+    if path:
+        user = load_yaml(path)
+        unknown = sorted(set(user) - set(SPACE))
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown search dimension(s) {unknown}. Valid: {', '.join(SPACE)}."
+            )
+        space.update(user)
+    return space
+
+
+def declare(hp, space: dict[str, Any]) -> dict[str, Any]:
+    """Declares every dimension on a ``keras_tuner.HyperParameters`` and returns the values."""
+    values = {}
+    for name, domain in space.items():
+        if isinstance(domain, list):
+            if not domain:
+                raise ConfigError(f"search dimension `{name}` has an empty choice list.")
+            values[name] = hp.Choice(name, domain) if len(domain) > 1 else hp.Fixed(name, domain[0])
+        elif isinstance(domain, dict):
+            bad = sorted(set(domain) - {"min", "max", "step", "sampling"})
+            if bad or "min" not in domain or "max" not in domain:
+                raise ConfigError(
+                    f"search dimension `{name}`: a range needs `min` and `max` "
+                    f"(optional `step`, `sampling`); got {domain}."
+                )
+            values[name] = hp.Float(
+                name,
+                float(domain["min"]),
+                float(domain["max"]),
+                step=domain.get("step"),
+                sampling=domain.get("sampling", "linear"),
+            )
+        else:
+            values[name] = hp.Fixed(name, domain)
+    return values
+
+
+def overrides_for(values: dict[str, Any]) -> dict[str, Any]:
+    """Trial values -> dotted config overrides."""
+    out = {}
+    for name, value in values.items():
+        key = SPACE[name][0]
+        if name == "simple_tower":
+            if value not in SIMPLE_TOWERS:
+                raise ConfigError(
+                    f"simple_tower must be one of {list(SIMPLE_TOWERS)}; got {value!r}."
+                )
+            value = SIMPLE_TOWERS[value]
+        elif isinstance(value, float):
+            value = round(value, 10)  # keep YAML and fingerprints free of float noise
+        out[key] = value
+    return out
+
+
+def make_tuner(
+    kind: str,
+    base: RunConfig,
+    dataset_dir: Path,
+    tune_dir: Path,
+    space: dict[str, Any],
+    max_trials: int,
+    seed: int,
+):
+    import keras_tuner
+
+    from pipelines.evaluation import monitor_value
+    from pipelines.trainer import train
+
+    class ReferenceScheduleTuner(keras_tuner.Tuner):
+        """Runs each trial as a full ``pipelines.train`` run and reports its valid monitor."""
+
+        def run_trial(self, trial, *args, **kwargs):
+            values = declare(trial.hyperparameters, space)
+            overrides = overrides_for(values)
+            if "tuner/epochs" in trial.hyperparameters.values:  # Hyperband's budget
+                overrides["train.max_epochs"] = int(trial.hyperparameters["tuner/epochs"])
+            config = base.replace(overrides)
+            run_dir = Path(self.project_dir) / "runs" / trial.trial_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            metrics = train(config, dataset_dir, run_dir, verbose=0)
+            score = monitor_value(metrics["valid"], config.train.monitor)
+            log.info("trial %s finished: %s -> valid %s", trial.trial_id, values, metrics["valid"])
+            return {OBJECTIVE: score, **{f"val_{k}": v for k, v in metrics["valid"].items()}}
+
+    objective = keras_tuner.Objective(OBJECTIVE, direction="max")
+    common = dict(objective=objective, seed=seed)
+    if kind == "bayesian":
+        oracle = keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
+    elif kind == "random":
+        oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+    else:
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            max_epochs=base.train.max_epochs, factor=3, hyperband_iterations=1, **common
+        )
+    # Declare the space up front so the oracle samples every dimension from the first trial.
+    declare(oracle.hyperparameters, space)
+    return ReferenceScheduleTuner(
+        oracle=oracle, directory=str(tune_dir.parent), project_name=tune_dir.name, overwrite=False
+    )
+
+
+def trial_rows(tuner) -> list[dict]:
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        if trial.status != "COMPLETED":
+            continue
+        metrics = {name: h.get_best_value() for name, h in trial.metrics.metrics.items()}
+        values = {k: v for k, v in trial.hyperparameters.values.items() if k in SPACE}
+        rows.append({"trial": trial.trial_id, "params": values, **metrics})
+    return sorted(rows, key=lambda r: -r[OBJECTIVE])
+
+
+def write_results(tuner, base: RunConfig, tune_dir: Path) -> dict:
+    rows = trial_rows(tuner)
+    if not rows:
+        raise RuntimeError(f"No trial of {tune_dir} completed.")
+    best = rows[0]
+    config = base.replace(overrides_for(best["params"])).to_dict()
+    config.pop("data")  # machine-specific; pass --data to pipelines.train
+    header = (
+        f"# best of {len(rows)} trial(s) in {tune_dir} (trial {best['trial']}, valid "
+        f"{base.train.monitor} {best[OBJECTIVE]:.6f}).\n"
+        f"# Train: python -m pipelines.train --config {tune_dir / 'best.yaml'} --data ...\n"
+    )
+    (tune_dir / "best.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
+    names = [n for n in SPACE if any(n in r["params"] for r in rows)]
+    metric_names = [k for k in ("val_auc", "val_gauc", "val_logloss") if k in best]
+    lines = [
+        f"| trial | {' | '.join(names)} | {' | '.join(metric_names)} | {OBJECTIVE} |",
+        "|" + "---|" * (len(names) + len(metric_names) + 2),
+    ]
+    for r in rows:
+        cells = [
+            f"{r['params'][n]:.4g}"
+            if isinstance(r["params"].get(n), float)
+            else str(r["params"].get(n, ""))
+            for n in names
+        ]
+        lines.append(
+            f"| {r['trial']} | {' | '.join(cells)} | "
+            f"{' | '.join(f'{r[m]:.6f}' for m in metric_names)} | {r[OBJECTIVE]:.6f} |"
+        )
+    (tune_dir / "results.md").write_text("\n".join(lines) + "\n")
+    return best
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.tune",
+        description="Search TF4CTR hyperparameters with keras-tuner.",
+    )
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--data", help="raw or prepared data (as pipelines.train)")
+    p.add_argument("--tuner", choices=TUNERS, default="bayesian")
+    p.add_argument("--max-trials", type=int, default=12)
+    p.add_argument("--tune-dir", help="default tune/<dataset>-<tuner>")
+    p.add_argument("--space", help="YAML narrowing the search space")
+    p.add_argument("--config", help="YAML overriding the dataset's reference config")
+    p.add_argument("--seed", type=int, default=2023, help="seed of the search and the trials")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if args.max_trials < 1:
+            raise ConfigError(f"--max-trials must be >= 1. Received: {args.max_trials}")
+        overrides = dict(parse_override(item) for item in args.set)
+        overrides["train.seed"] = args.seed
+        if args.data:
+            overrides["data.path"] = args.data
+        base = resolve_config(args.dataset, args.config, overrides)
+        space = load_space(args.space)
+        import keras_tuner
+
+        declare(keras_tuner.HyperParameters(), space)  # validate the space before any work
+        from pipelines.data import resolve_dataset
+
+        dataset_dir = resolve_dataset(base)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        log.error("%s", error)
+        return 2
+    tune_dir = Path(args.tune_dir or Path("tune") / f"{args.dataset}-{args.tuner}").resolve()
+    tune_dir.parent.mkdir(parents=True, exist_ok=True)
+    tuner = make_tuner(args.tuner, base, dataset_dir, tune_dir, space, args.max_trials, args.seed)
+    tuner.search()
+    best = write_results(tuner, base, tune_dir)
+    log.info(
+        "best trial %s: %s (valid %s %.6f); wrote %s and %s",
+        best["trial"],
+        best["params"],
+        base.train.monitor,
+        best[OBJECTIVE],
+        tune_dir / "best.yaml",
+        tune_dir / "results.md",
+    )
+    print(
+        json.dumps(
+            {"best_trial": best["trial"], "params": best["params"], OBJECTIVE: best[OBJECTIVE]}
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``python -m pipelines.tune``: 3 trials on small generated data, a kill and a resume, and a
+training run from the best YAML."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras_tuner
+import pytest
+import yaml
+
+from pipelines.run_config import ConfigError
+from pipelines.tune import SIMPLE_TOWERS, SPACE, declare, load_space, overrides_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_space_declares_every_dimension_of_the_paper():
+    hp = keras_tuner.HyperParameters()
+    values = declare(hp, load_space(None))
+    assert set(values) == {
+        "alpha",
+        "c",
+        "gamma",
+        "selector",
+        "fusion",
+        "simple_tower",
+        "dropout",
+        "embedding_l2",
+        "learning_rate",
+    }
+    assert hp._hps["simple_tower"][0].values == ["A", "B", "C", "D", "E"]
+    assert SIMPLE_TOWERS["C"] == [200, 200] and SIMPLE_TOWERS["E"] == [800, 800]
+
+
+def test_yaml_narrows_the_space(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"gamma": [1, 2], "fusion": "wsf", "alpha": {"min": 0.2, "max": 0.4, "step": 0.1}}
+        )
+    )
+    hp = keras_tuner.HyperParameters()
+    values = declare(hp, load_space(str(path)))
+    assert values["fusion"] == "wsf" and values["gamma"] in (1, 2)
+    assert 0.2 <= values["alpha"] <= 0.4
+    overrides = overrides_for({"simple_tower": "C", "alpha": 0.30000000000000004})
+    assert overrides == {"model.simple_units": [200, 200], "loss.alpha": 0.3}
+
+
+def test_unknown_dimension_is_refused(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("alpha_: [0.1]\n")
+    with pytest.raises(ConfigError, match=r"unknown search dimension\(s\) \['alpha_'\]"):
+        load_space(str(path))
+    assert "alpha" in SPACE
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from pipelines.generate import generate_criteo
+    from pipelines.preprocess import prepare
+
+    root = tmp_path_factory.mktemp("tune-data")
+    raw = root / "train.txt.gz"
+    generate_criteo(str(raw), 20000, seed=11)
+    return prepare("criteo", str(raw), root / "prepared", min_count=3)
+
+
+def _command(prepared, tune_dir, space):
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.tune",
+        "--dataset",
+        "criteo",
+        "--data",
+        str(prepared),
+        "--tuner",
+        "random",
+        "--max-trials",
+        "3",
+        "--tune-dir",
+        str(tune_dir),
+        "--space",
+        str(space),
+        "--set",
+        "model.complex_units=[32, 32]",
+        "--set",
+        "train.batch_size=2048",
+        "--set",
+        "train.max_epochs=3",
+        "--set",
+        "train.eval_batch_size=8192",
+    ]
+
+
+def _completed(tune_dir):
+    out = []
+    for path in tune_dir.glob("trial_*/trial.json"):
+        trial = json.loads(path.read_text())
+        if trial["status"] == "COMPLETED":
+            out.append(trial["trial_id"])
+    return sorted(out)
+
+
+@pytest.mark.slow
+def test_search_resumes_after_a_kill_without_repeating_trials_and_best_yaml_trains(
+    prepared, tmp_path
+):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "simple_tower": "A",
+                "selector": ["ser", "shared"],
+                "fusion": ["wsf", "sum", "cf"],
+                "dropout": [0.0, 0.1],
+                "embedding_l2": [1e-5],
+                "learning_rate": [1e-3],
+            }
+        )
+    )
+    tune_dir = tmp_path / "search"
+    cmd = _command(prepared, tune_dir, space)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not _completed(tune_dir):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = _completed(tune_dir)
+    assert 1 <= len(first) < 3, first
+    stamps = {t: (tune_dir / "runs" / t / "metrics.json").stat().st_mtime for t in first}
+
+    resumed = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(_completed(tune_dir)) == 3
+    for trial, stamp in stamps.items():  # finished trials were not trained again
+        assert (tune_dir / "runs" / trial / "metrics.json").stat().st_mtime == stamp
+        assert f"trial {trial} finished" not in resumed.stderr
+
+    table = (tune_dir / "results.md").read_text().splitlines()
+    assert table[0].startswith("| trial |") and len(table) == 2 + 3
+    best = yaml.safe_load((tune_dir / "best.yaml").read_text())
+    assert best["dataset"] == "criteo" and "data" not in best
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert best["model"]["fusion"] == summary["params"]["fusion"]
+
+    run_dir = tmp_path / "from-best"
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.train",
+            "--config",
+            str(tune_dir / "best.yaml"),
+            "--data",
+            str(prepared),
+            "--epochs",
+            "1",
+            "--quiet",
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["fusion"] == best["model"]["fusion"]
+    assert config["model"]["selector"] == best["model"]["selector"]
