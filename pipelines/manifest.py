@@ -16,6 +16,7 @@ Schema (``schema_version`` 1)::
          "num_tokens": 942,                      # lines in the vocab file
          "reference_vocab_size": 944,            # FuxiCTR convention (PAD + OOV)
          "vocab_file": "vocab/user.txt",
+         "train_distinct": 957,                  # distinct train values before the min count
          "max_len": 3,                           # sequence only
          "transform": "log_squared"}             # numeric-bucketed only
       ],
@@ -25,8 +26,13 @@ Schema (``schema_version`` 1)::
       "malformed": {"train": {"frappe.train.libfm": {"wrong_column_count": 0}}, ...},
       "malformed_examples": ["file line 17: expected ...", ...],
       "fingerprint": "sha256 of raw-file identities + options + pipeline version",
-      "options": {...}, "raw_files": [...], "created": "2026-01-01T00:00:00+00:00",
-      "id_convention": "..."
+      "options": {"min_count": 2, "shards": 8, "seed": 2018, "block_bytes": 16777216,
+                  "split": "official" | "hash 8:1:1", ...spec options},
+      "max_bad_fraction": 0.01,
+      "raw_files": [{"path", "bytes", "mtime_ns", "head_sha256", "split"}],
+      "reference_vocab_total": 5370,
+      "id_convention": "...", "vocab_order": "...", "pipeline_version": 1,
+      "created": "2026-01-01T00:00:00+00:00"
     }
 """
 

@@ -152,3 +152,19 @@ def test_criteo_directory_with_official_splits(tmp_path):
     assert got["I4"].tolist() == [1, 0] * 3
     assert got["C1"].tolist() == [1, 0] * 3
     assert got["label"].tolist() == [1, 0] * 3
+
+
+def test_raw_input_through_a_tensorflow_file_system_uri(criteo, tmp_path):
+    # ram:// is TensorFlow's in-memory file system: the same code path as gs://.
+    import tensorflow as tf
+
+    data_dir, _ = criteo
+    uri = "ram://pipeline-test/criteo/train.txt.gz"
+    with tf.io.gfile.GFile(uri, "wb") as f:
+        f.write(CRITEO_SAMPLE.read_bytes())
+    from_uri = prepare("criteo", "ram://pipeline-test/criteo", str(tmp_path))
+    assert load_manifest(from_uri).raw["raw_files"][0]["path"] == uri
+    for split in ("valid", "test"):
+        a, b = read_split(from_uri, split), read_split(data_dir, split)
+        for name in FIELDS:
+            np.testing.assert_array_equal(a[name], b[name])
