@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.train import main
@@ -178,3 +179,45 @@ def test_a_run_dir_with_another_config_is_refused(prepared, tmp_path, caplog):
     (run_dir / "config.yaml").write_text("dataset: criteo\n")
     assert main(["--dataset", "criteo", "--data", str(prepared), "--run-dir", str(run_dir)]) == 2
     assert "holds a run with another configuration" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from pipelines.generate import generate_criteo
+    from pipelines.preprocess import prepare
+
+    root = tmp_path_factory.mktemp("tiny")
+    raw = root / "train.txt"
+    generate_criteo(str(raw), 4000, seed=9)
+    return prepare("criteo", str(raw), root / "prepared", min_count=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, jit", [("mixed_float16", True), ("mixed_bfloat16", False)])
+def test_mixed_precision_and_xla_train_with_float32_loss(tiny, tmp_path, precision, jit):
+    from pipelines.run_config import resolve_config
+    from pipelines.trainer import train
+
+    config = resolve_config(
+        "criteo",
+        overrides={
+            "model.simple_units": [16],
+            "model.complex_units": [16, 16],
+            "train.batch_size": 512,
+            "train.max_epochs": 2,
+            "train.precision": precision,
+            "train.jit": jit,
+            "data.path": str(tiny),
+        },
+    )
+    metrics = train(config, tiny, tmp_path / "run", verbose=0)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert all(np.isfinite(h["loss"]) for h in history)
+    assert 0.0 < metrics["test"]["logloss"] < 1.0 and 0.0 < metrics["test"]["auc"] <= 1.0
+    import keras
+
+    import tf4ctr_keras  # noqa: F401
+
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.dtype_policy.name == precision
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
