@@ -186,6 +186,18 @@ class _Malformed:
         return {"malformed": counts, "malformed_examples": list(self.examples)}
 
 
+_PROGRESS_EVERY = 1_000_000
+_last_progress: dict[str, int] = {}
+
+
+def _progress(stage: str, name: str, rows: int, start: float) -> None:
+    """Logs progress about every million rows of a file (long files otherwise log nothing)."""
+    key = f"{stage}:{name}"
+    if rows - _last_progress.get(key, 0) >= _PROGRESS_EVERY:
+        _last_progress[key] = rows
+        logger.info("%s: %s line %d (%.0f s)", stage, name, rows, time.perf_counter() - start)
+
+
 def _iter_blocks(spec: DatasetSpec, file: RawFile, context: Any, block_bytes: int):
     state: dict = {}
     any_rows = False
@@ -324,7 +336,8 @@ def prepare(
         dataset: ``criteo``, ``frappe``, ``movielenslatest``, ``ml-1m`` or ``kkbox``.
         raw: raw file or directory (local path or any TensorFlow file system URI, e.g. ``gs://``);
             see each spec's docstring for the accepted layouts.
-        out_dir: local directory that receives ``<dataset>/``.
+        out_dir: local directory that receives ``<dataset>/`` (URIs are refused: the atomic
+            rename needs a local file system).
         min_count: vocabulary min count (default: the spec's, 10 for Criteo, 2 otherwise).
         max_bad_fraction: largest tolerated fraction of malformed rows per file (default 1 %).
         shards: TFRecord shards per split (default 8).
@@ -353,6 +366,9 @@ def prepare(
     if min_count < 1:
         raise ValueError(f"`min_count` must be >= 1. Received: `min_count={min_count}`")
     seed = spec.default_seed if seed is None else int(seed)
+    if "://" in str(out_dir):
+        # Atomic directory renames need a local file system; copy the prepared dir afterwards.
+        raise ValueError(f"`out_dir` must be a local directory. Received: `out_dir={out_dir}`")
     raw = str(raw)
     files = spec.resolve(raw)
     options = {
@@ -423,6 +439,7 @@ def _build(
                     _field_tokens(spec, f.kind, f.name, frame[f.name].reset_index(drop=True))
                 )
             rows += len(frame)
+            _progress("Pass 1 (count)", name, check1.rows[name], start)
         check1.check([name])
     logger.info("Pass 1 (count): %d train rows in %.1f s", rows, time.perf_counter() - start)
 
@@ -489,7 +506,7 @@ def _build(
                     columns["label"] = labels
                     writers[split].write(encoder.encode(columns), labels)
                     written += len(rows_idx)
-                logger.debug("%s: %d rows written", name, written)
+                _progress("Pass 2 (encode)", name, malformed.rows[name], start2)
             malformed.check([name])
             logger.info(
                 "Encoded %s (%d rows so far, %.0f rows/s)",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import OneHotEncoder
 
@@ -57,6 +57,9 @@ def test_a_model_trained_on_generated_data_learns(tmp_path):
     x_train = np.stack([train[n] for n in names], axis=1)
     x_test = np.stack([test[n] for n in names], axis=1)
     encoder = OneHotEncoder(handle_unknown="ignore").fit(x_train)
-    model = LogisticRegression(C=0.5, max_iter=300).fit(encoder.transform(x_train), train["label"])
+    # Logistic regression on one-hot ids (SGD: seconds instead of minutes on 2 cores).
+    model = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=10, tol=None, random_state=0)
+    model.fit(encoder.transform(x_train), train["label"])
     auc = roc_auc_score(test["label"], model.predict_proba(encoder.transform(x_test))[:, 1])
-    assert auc > 0.7, auc  # the known model's own (Bayes) AUC is about 0.89
+    # About 0.78 here (lbfgs logistic regression: 0.83); the known model's own AUC is about 0.89.
+    assert auc > 0.7, auc
