@@ -84,7 +84,10 @@ def _standin_model(vocab_sizes: dict, dim: int = 16):
     inputs = {n: keras.Input(shape=(), dtype="int64", name=n) for n in vocab_sizes}
 
     def tower(width, units, prefix):
-        embs = [keras.layers.Embedding(v, width, name=f"{prefix}_{n}")(inputs[n]) for n, v in vocab_sizes.items()]
+        embs = [
+            keras.layers.Embedding(v, width, name=f"{prefix}_{n}")(inputs[n])
+            for n, v in vocab_sizes.items()
+        ]
         x = keras.layers.Concatenate()(embs)
         for i, u in enumerate(units):
             x = keras.layers.Dense(u, name=f"{prefix}_dense{i}")(x)
@@ -96,7 +99,10 @@ def _standin_model(vocab_sizes: dict, dim: int = 16):
     complex_ = tower(dim, [400, 400, 400], "complex")
     ctr = keras.layers.Activation("sigmoid", name="ctr")(keras.layers.Add()([simple, complex_]))
     model = keras.Model(inputs, {"ctr": keras.layers.Reshape(())(ctr)})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0), loss={"ctr": "binary_crossentropy"})
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=10.0),
+        loss={"ctr": "binary_crossentropy"},
+    )
     return model
 
 
@@ -116,7 +122,10 @@ def bench_model(data_dir: str, batch_size: int, steps: int = 30) -> tuple[float,
         model = build_tf4ctr(manifest.vocab_sizes, embedding_l2=1e-5, dropout=0.2, seed=2023)
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8, global_clipnorm=10.0),
-            loss={CTR_OUTPUT: keras.losses.BinaryCrossentropy(), TWIN_OUTPUT: TwinFocusLoss(0.35, 0.9, 1.0)},
+            loss={
+                CTR_OUTPUT: keras.losses.BinaryCrossentropy(),
+                TWIN_OUTPUT: TwinFocusLoss(0.35, 0.9, 1.0),
+            },
         )
         targets = {CTR_OUTPUT: label, TWIN_OUTPUT: label}
         what = "tf4ctr_keras.build_tf4ctr (SER + WSF, Twin Focus loss)"
