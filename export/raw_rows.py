@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from pipelines.datasets.criteo import LOG_SQUARED
+from pipelines.datasets.kkbox import AGE_BUCKET, ISRC_COUNTRY
 from pipelines.manifest import Manifest
 
 OOV_TOKEN = "\x00oov"  # never a vocabulary line: the pipeline's tokens hold no NUL
@@ -27,6 +29,20 @@ def representative_raw_number(token: str) -> float:
     if math.floor(math.log(v) ** 2) != target:
         raise ValueError(f"No integer maps to transformed value {target}.")
     return float(v)
+
+
+def representative_age(token: str) -> float:
+    """An age in KKBox bucket ``token`` ("1": [1, 10], ..., "6": (50, 60], "7": (60, 95])."""
+    bucket = int(token)
+    return 70.0 if bucket == 7 else 10.0 * bucket - 5.0
+
+
+# transform name -> raw value for a vocabulary token (None: the token itself is a raw value).
+RAW_FOR_TOKEN = {
+    LOG_SQUARED: representative_raw_number,
+    AGE_BUCKET: representative_age,
+    ISRC_COUNTRY: None,
+}
 
 
 class RawDecoder:
@@ -51,12 +67,10 @@ class RawDecoder:
                     parts = [OOV_TOKEN if i == 1 else tokens[i - 2] for i in row if i != 0]
                     cells.append(self.separator.join(parts))
                 raw[field.name] = np.asarray(cells, dtype=object)
-            elif field.kind == "numeric-bucketed":
+            elif RAW_FOR_TOKEN.get(field.transform) is not None:
+                to_raw = RAW_FOR_TOKEN[field.transform]
                 raw[field.name] = np.asarray(
-                    [
-                        math.nan if i == 0 else representative_raw_number(tokens[i - 1])
-                        for i in values.reshape(-1)
-                    ],
+                    [math.nan if i == 0 else to_raw(tokens[i - 1]) for i in values.reshape(-1)],
                     dtype=np.float32,
                 )
             else:

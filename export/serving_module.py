@@ -13,18 +13,26 @@ import keras
 import tensorflow as tf
 
 from pipelines.datasets.criteo import LOG_SQUARED, log_squared_tf
+from pipelines.datasets.kkbox import AGE_BUCKET, ISRC_COUNTRY, bucketize_age_tf, isrc_country_tf
 from pipelines.manifest import FieldInfo, Manifest
 
 OUTPUT_NAME = "ctr_probability"
 EXAMPLES_INPUT = "examples"
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "predict_examples"
-# In-graph versions of the numeric transforms a dataset spec records in the manifest.
-TRANSFORMS = {LOG_SQUARED: log_squared_tf}
+# In-graph versions of the raw-value transforms dataset specs record in the manifest:
+# name -> (dtype clients send, function raw tensor -> vocabulary key).
+TRANSFORMS = {
+    LOG_SQUARED: (tf.float32, lambda v: tf.strings.as_string(log_squared_tf(v))),
+    AGE_BUCKET: (tf.float32, bucketize_age_tf),
+    ISRC_COUNTRY: (tf.string, isrc_country_tf),
+}
 
 
 def input_dtype(field: FieldInfo) -> tf.DType:
     """Raw dtype a client sends: float32 for numeric fields (NaN = missing), else string."""
+    if field.transform is not None:
+        return TRANSFORMS[field.transform][0]
     return tf.float32 if field.kind == "numeric-bucketed" else tf.string
 
 
@@ -88,13 +96,11 @@ class RawFeatureServer(tf.Module):
                 tokens = tokens[:, : field.max_len]
                 seq = tf.ragged.map_flat_values(lambda t, tb=table: tb.lookup(t) + 2, tokens)
                 ids[field.name] = seq.to_tensor(default_value=0, shape=[None, field.max_len])
-            elif field.kind == "numeric-bucketed":
-                missing = tf.math.is_nan(values)
-                transform = TRANSFORMS[field.transform]
-                keys = tf.strings.as_string(transform(tf.where(missing, 0.0, values)))
-                ids[field.name] = tf.where(
-                    missing, tf.constant(0, tf.int64), table.lookup(keys) + 1
-                )
+            elif field.transform is not None:
+                keys = TRANSFORMS[field.transform][1](values)
+                if input_dtype(field) == tf.float32:  # a missing number is OOV
+                    keys = tf.where(tf.math.is_nan(values), "", keys)
+                ids[field.name] = table.lookup(keys) + 1
             else:
                 ids[field.name] = table.lookup(values) + 1
         return ids

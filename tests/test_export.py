@@ -229,3 +229,46 @@ def test_criteo_export_buckets_raw_integers_in_graph(tmp_path):
     got = serve(**inputs)[OUTPUT_NAME].numpy()
     expected = _keras_model(run_dir).predict(ids, verbose=0)["ctr"][:, 0]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_kkbox_serving_graph_applies_isrc_age_and_sequence_transforms(tmp_path):
+    from export.serving_module import RawFeatureServer
+    from tests.pipeline_fixtures import write_text
+    from tests.test_pipeline_kkbox import TEST, TRAIN, _csv
+    from tf4ctr_keras import build_tf4ctr
+
+    raw_dir = tmp_path / "raw"
+    write_text(raw_dir / "train.csv", _csv(TRAIN))
+    write_text(raw_dir / "valid.csv", _csv(TRAIN))
+    write_text(raw_dir / "test.csv", _csv(TEST))
+    from pipelines.preprocess import prepare
+
+    manifest = load_manifest(prepare("kkbox", str(raw_dir), tmp_path / "out", min_count=1))
+    assert manifest.field("isrc").transform == "isrc_country"
+    assert manifest.field("bd").transform == "age_bucket"
+    model = build_tf4ctr(
+        manifest.vocab_sizes,
+        sequence_fields={"genre_ids": "mean", "artist_name": "mean"},
+        simple_units=[8],
+        complex_units=[8],
+        embedding_dim=4,
+        seed=1,
+    )
+    server = RawFeatureServer(model, manifest)
+    # Raw rows exactly as in the CSV: full ISRC codes, ages, '|'-separated sequences.
+    rows = TRAIN + TEST
+    raw = {
+        f.name: tf.constant([float(r[f.name]) if r[f.name] else math.nan for r in rows], tf.float32)
+        if f.name == "bd"
+        else tf.constant([r[f.name] for r in rows])
+        for f in manifest.fields
+    }
+    ids = server.encode(raw)
+    from tests.pipeline_fixtures import read_split
+
+    written = read_split(manifest.directory, "valid")  # valid = the train rows, raw order
+    for name in manifest.field_names:
+        np.testing.assert_array_equal(ids[name].numpy()[:6], written[name][:6], err_msg=name)
+    got = server.serve(raw)[OUTPUT_NAME].numpy()
+    expected = model({k: v.numpy() for k, v in ids.items()}, training=False)["ctr"][:, 0]
+    np.testing.assert_allclose(got, expected, atol=1e-6)

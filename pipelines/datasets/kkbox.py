@@ -57,6 +57,27 @@ MAX_LEN = 3
 EXPECTED = "train.csv, valid.csv and test.csv (BARS KKBox_x1, optionally .gz)"
 
 
+ISRC_COUNTRY = "isrc_country"  # the first two characters of the stripped ISRC
+AGE_BUCKET = "age_bucket"  # bucketize_age below
+
+
+def isrc_country_tf(values):
+    """In-graph ``isrc`` transform for export: the stripped string's first two characters."""
+    import tensorflow as tf
+
+    return tf.strings.substr(tf.strings.strip(values), 0, 2, unit="UTF8_CHAR")
+
+
+def bucketize_age_tf(values):
+    """In-graph :func:`bucketize_age` for export: float ages (NaN = missing) -> bucket strings."""
+    import tensorflow as tf
+
+    x = tf.cast(values, tf.float64)
+    valid = (x >= 1.0) & (x <= 95.0)  # False for NaN
+    buckets = tf.clip_by_value(tf.math.ceil(tf.where(valid, x, 1.0) / 10.0), 1.0, 7.0)
+    return tf.where(valid, tf.strings.as_string(tf.cast(buckets, tf.int64)), "")
+
+
 def bucketize_age(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """Age buckets of the reference: [1,10] -> "1", (10,20] -> "2", ..., >60 -> "7"; else ""."""
     out = np.full(len(values), "", dtype=object)
@@ -74,7 +95,8 @@ class KKBoxSpec(DatasetSpec):
     fields = (
         tuple(FieldSpec(n) for n in CATEGORICAL)
         + tuple(FieldSpec(n, "sequence", max_len=MAX_LEN) for n in SEQUENCES)
-        + (FieldSpec("isrc"), FieldSpec("bd"))
+        # The transforms are recorded in the manifest so export can apply them in-graph.
+        + (FieldSpec("isrc", transform=ISRC_COUNTRY), FieldSpec("bd", transform=AGE_BUCKET))
     )
     group_key = "msno"
     default_min_count = 2
