@@ -12,7 +12,7 @@ from keras import ops
 from tf4ctr_keras.registry import check_range, register
 
 
-def _labels(y_true, like):
+def _labels(y_true):
     """Labels as float32 ``(batch, 1)`` whatever their incoming shape ``[batch]``/``[batch,1]``."""
     return ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
 
@@ -51,7 +51,7 @@ def twin_focus_loss(y_true, twin_logits, alpha: float, c: float, gamma: float):
         float32 ``(batch,)``.
     """
     z = ops.cast(twin_logits, "float32")
-    y = _labels(y_true, z)
+    y = _labels(y_true)
     p = ops.sigmoid(z)
     p_t = y * p + (1.0 - y) * (1.0 - p)  # (batch, 2)
     bce = bce_with_logits(y, z)  # (batch, 2)

@@ -26,19 +26,17 @@ from tf4ctr_keras.registry import Registry
 
 MODELS: Registry = Registry("model")
 SIMPLE_ENCODERS: Registry = Registry("simple encoder")
-for _name in ("mlp", "fm", "linear", "cin", "cross", "cross_v2", "attention"):
-    SIMPLE_ENCODERS.add(_name, _name)
-SIMPLE_ENCODERS._aliases.update(
-    {
-        "deepfm": "fm",
-        "widedeep": "linear",
-        "wide": "linear",
-        "xdeepfm": "cin",
-        "dcn": "cross",
-        "dcnv2": "cross_v2",
-        "autoint": "attention",
-    }
-)
+# Simple-side encoders of paper Table V, with the baseline each one comes from as an alias.
+for _name, _alias in (
+    ("mlp", "dualmlp"),
+    ("fm", "deepfm"),
+    ("linear", "widedeep"),
+    ("cin", "xdeepfm"),
+    ("cross", "dcn"),
+    ("cross_v2", "dcnv2"),
+    ("attention", "autoint"),
+):
+    SIMPLE_ENCODERS.add(_name, _name, aliases=[_alias] + (["wide"] if _name == "linear" else []))
 
 # Defaults of the interaction encoders (FuxiCTR model zoo defaults).
 ENCODER_DEFAULTS = {
@@ -169,9 +167,6 @@ def build_tf4ctr(
     kind = SIMPLE_ENCODERS.get(simple_encoder)
     selector_cls = SELECTORS.get(selector)
     fusion_name = FUSIONS.canonical(fusion)
-    if kind in ("fm", "linear", "cin") and SELECTORS.canonical(selector) in ("gate", "mmoe"):
-        # Works (selectors return 3-D tensors here), but note the reference only ran SER.
-        pass
     sel_kwargs = dict(
         embedding_dim=embedding_dim,
         sequence_fields=sequence_fields,
