@@ -1,0 +1,85 @@
+"""Training speed on Frappe: TF4CTR and DNN epochs interleaved in one process.
+
+Both models use the reference Frappe configuration and the production input path (gzip
+TFRecords through ``pipelines.reader``); epochs alternate between the models so machine load
+hits both alike. Prints median seconds per training epoch, the TF4CTR/DNN ratio (paper Table VI:
+1.30x on KKBox) and the ratio to the authors' PyTorch code on this data and machine
+(tf4ctr_reference.md section 9: 12.4-14.3 s per epoch for TF4CTR, 9.5 s for DNN).
+
+    python benchmarks/train_speed.py [--epochs 4] [--precision float32] [--jit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+FRAPPE = REPO.parent / "shared" / "data" / "frappe"
+AUTHORS = {"tf4ctr": (12.4, 14.3), "dnn": (9.5, 9.5)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=4, help="timed epochs per model (+1 warm-up)")
+    p.add_argument("--precision", default="float32")
+    p.add_argument("--jit", action="store_true")
+    p.add_argument("--data-dir", default=str(REPO / "data"))
+    args = p.parse_args()
+
+    import keras
+
+    from pipelines.preprocess import prepare
+    from pipelines.reader import make_dataset
+    from pipelines.run_config import resolve_config
+    from pipelines.trainer import build_from_config, compile_model, losses_for, with_targets
+
+    dataset_dir = prepare("frappe", str(FRAPPE), Path(args.data_dir) / "frappe-speed")
+    from pipelines.manifest import load_manifest
+
+    manifest = load_manifest(dataset_dir)
+    models = {}
+    for name in ("tf4ctr", "dnn"):
+        config = resolve_config(
+            "frappe",
+            overrides={
+                "model.name": name,
+                "train.precision": args.precision,
+                "train.jit": args.jit,
+            },
+        )
+        keras.mixed_precision.set_dtype_policy(args.precision)
+        model = build_from_config(config, manifest)
+        compile_model(model, config)
+        data = with_targets(
+            make_dataset(dataset_dir, "train", config.train.batch_size, seed=1), losses_for(config)
+        )
+        model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, first allocations
+        models[name] = (model, data)
+    times = {name: [] for name in models}
+    for _ in range(args.epochs):
+        for name, (model, data) in models.items():
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(
+        f"Frappe train epoch (202,027 rows, batch 10,000), {args.precision}"
+        f"{' + XLA' if args.jit else ''}, {os.cpu_count()} CPU cores:"
+    )
+    for name, t in times.items():
+        lo, hi = AUTHORS[name]
+        print(
+            f"  {name:<7} median {med[name]:.2f} s (runs {', '.join(f'{x:.2f}' for x in t)});"
+            f" authors' PyTorch {lo}-{hi} s -> {med[name] / hi:.2f}-{med[name] / lo:.2f}x"
+        )
+    print(f"  TF4CTR / DNN: {med['tf4ctr'] / med['dnn']:.2f}x (paper Table VI: 1.30x)")
+
+
+if __name__ == "__main__":
+    main()
