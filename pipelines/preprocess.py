@@ -142,8 +142,9 @@ class _TokenCounter:
 class _Malformed:
     """Malformed-row bookkeeping: counts per split, file and reason; rows seen per file."""
 
-    def __init__(self, max_bad_fraction: float):
+    def __init__(self, max_bad_fraction: float, log: bool = True):
         self.max_bad_fraction = max_bad_fraction
+        self.log = log
         self.counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(int))
         )
@@ -160,7 +161,8 @@ class _Malformed:
             self.counts[split][name][reason] += 1
             if len(self.examples) < MAX_EXAMPLES:
                 self.examples.append(f"{name} line {line}: {detail}")
-                logger.warning("Skipping malformed row: %s line %d: %s", name, line, detail)
+                if self.log:
+                    logger.warning("Skipping malformed row: %s line %d: %s", name, line, detail)
 
     def fraction(self, name: str) -> float:
         return self.bad[name] / max(self.rows[name], 1)
@@ -419,7 +421,7 @@ def _build(
 
     # Pass 1: token counts over the train rows.
     counters = {f.name: _TokenCounter() for f in spec.fields}
-    check1 = _Malformed(max_bad_fraction)
+    check1 = _Malformed(max_bad_fraction, log=False)  # pass 2 logs the same rows
     train_files = [f for f in files if f.split in ("train", None)]
     rows = 0
     for file in train_files:
