@@ -416,6 +416,7 @@ def _build(
     max_bad_fraction: float,
 ) -> dict[str, Any]:
     seed, block_bytes = options["seed"], options["block_bytes"]
+    _last_progress.clear()
     context = spec.load_context(files)
     start = time.perf_counter()
 
