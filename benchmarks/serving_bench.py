@@ -81,7 +81,7 @@ def main() -> None:
     features, _ = next(iter(make_dataset(manifest, "test", 1024, shuffle=False)))
     ids = {k: v.numpy() for k, v in features.items()}
     raw = RawDecoder(manifest).decode(ids)
-    raw_t = {k: tf.constant(v if v.dtype == np.float32 else v.tolist()) for k, v in raw.items()}
+    raw_t = {k: tf.constant(v if v.dtype == np.float64 else v.tolist()) for k, v in raw.items()}
     one_raw = [{k: v[i : i + 1] for k, v in raw_t.items()} for i in range(1024)]
     one_ids = [{k: v[i : i + 1] for k, v in ids.items()} for i in range(1024)]
 

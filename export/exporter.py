@@ -20,6 +20,7 @@ from pipelines.manifest import load_manifest
 log = logging.getLogger(__name__)
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+INPUTS_FILE = "inputs.json"  # {field: "string" | "double"}, read by serving.client
 MAX_WARMUP_RECORDS = 1000
 
 
@@ -74,7 +75,7 @@ def warmup_requests(
             )
             for field in manifest.fields:
                 values = raw[field.name][start : start + batch]
-                dtype = tf.float32 if values.dtype == np.float32 else tf.string
+                dtype = tf.float64 if values.dtype == np.float64 else tf.string
                 request.inputs[field.name].CopyFrom(
                     tf.make_tensor_proto(values.tolist(), dtype=dtype, shape=[len(values)])
                 )
@@ -125,6 +126,7 @@ def export_run(
         shutil.copy(manifest.directory / "manifest.json", extra / "manifest.json")
         shutil.copy(run_dir / "config.yaml", extra / "config.yaml")
         (extra / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        (extra / INPUTS_FILE).write_text(json.dumps(server.input_types(), indent=1))
         os.rename(tmp, final)  # the version appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

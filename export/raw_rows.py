@@ -71,7 +71,7 @@ class RawDecoder:
                 to_raw = RAW_FOR_TOKEN[field.transform]
                 raw[field.name] = np.asarray(
                     [math.nan if i == 0 else to_raw(tokens[i - 1]) for i in values.reshape(-1)],
-                    dtype=np.float32,
+                    dtype=np.float64,
                 )
             else:
                 raw[field.name] = np.asarray(

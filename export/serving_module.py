@@ -23,17 +23,21 @@ EXAMPLES_SIGNATURE = "predict_examples"
 # In-graph versions of the raw-value transforms dataset specs record in the manifest:
 # name -> (dtype clients send, function raw tensor -> vocabulary key).
 TRANSFORMS = {
-    LOG_SQUARED: (tf.float32, lambda v: tf.strings.as_string(log_squared_tf(v))),
-    AGE_BUCKET: (tf.float32, bucketize_age_tf),
+    LOG_SQUARED: (tf.float64, lambda v: tf.strings.as_string(log_squared_tf(v))),
+    AGE_BUCKET: (tf.float64, bucketize_age_tf),
     ISRC_COUNTRY: (tf.string, isrc_country_tf),
 }
 
 
 def input_dtype(field: FieldInfo) -> tf.DType:
-    """Raw dtype a client sends: float32 for numeric fields (NaN = missing), else string."""
+    """Raw dtype a client sends: float64 for numeric fields (NaN = missing), else string.
+
+    float64 holds every integer up to 2**53 exactly, so in-graph bucketing agrees with the
+    pipeline's (float32 would round Criteo counts above 2**24 at bucket edges).
+    """
     if field.transform is not None:
         return TRANSFORMS[field.transform][0]
-    return tf.float32 if field.kind == "numeric-bucketed" else tf.string
+    return tf.float64 if field.kind == "numeric-bucketed" else tf.string
 
 
 class RawFeatureServer(tf.Module):
@@ -98,7 +102,7 @@ class RawFeatureServer(tf.Module):
                 ids[field.name] = seq.to_tensor(default_value=0, shape=[None, field.max_len])
             elif field.transform is not None:
                 keys = TRANSFORMS[field.transform][1](values)
-                if input_dtype(field) == tf.float32:  # a missing number is OOV
+                if input_dtype(field) == tf.float64:  # a missing number is OOV
                     keys = tf.where(tf.math.is_nan(values), "", keys)
                 ids[field.name] = table.lookup(keys) + 1
             else:
@@ -113,19 +117,26 @@ class RawFeatureServer(tf.Module):
         return {OUTPUT_NAME: self.predict_ids(self.encode(raw))}
 
     def feature_spec(self) -> dict[str, tf.io.FixedLenFeature]:
-        """Raw ``tf.Example`` spec: missing string -> "" (OOV), missing number -> NaN (OOV)."""
+        """Raw ``tf.Example`` spec: missing string -> "" (OOV), missing number -> NaN (OOV).
+
+        ``tf.Example`` stores floats as float32, so numbers travel at float32 precision here
+        (exact up to 2**24); the named-tensor signature takes float64.
+        """
         return {
-            f.name: tf.io.FixedLenFeature(
-                [],
-                input_dtype(f),
-                default_value=float("nan") if input_dtype(f) == tf.float32 else "",
-            )
+            f.name: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
+            if input_dtype(f) == tf.float64
+            else tf.io.FixedLenFeature([], tf.string, default_value="")
             for f in self.fields
         }
 
     def _serve_examples(self, examples):
         raw = tf.io.parse_example(examples, self.feature_spec())
+        raw = {k: tf.cast(v, tf.float64) if v.dtype == tf.float32 else v for k, v in raw.items()}
         return {OUTPUT_NAME: self.predict_ids(self.encode(raw))}
+
+    def input_types(self) -> dict[str, str]:
+        """``{field: "string" | "double"}``: what clients send (written to assets.extra)."""
+        return {f.name: input_dtype(f).name for f in self.fields}
 
     def signatures(self) -> dict:
         return {

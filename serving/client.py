@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 STRING = "string"
-FLOAT = "float"
+FLOAT = "double"
 OUTPUT_NAME = "ctr_probability"
 SERVING_SIGNATURE = "serving_default"
 
@@ -37,17 +37,19 @@ class RequestError(ValueError):
 
 
 def load_input_spec(path: str | Path) -> dict[str, str]:
-    """``{field: "string" | "float"}`` in model order, from an export version directory, its
-    ``assets.extra/manifest.json`` or a prepared dataset's ``manifest.json``."""
+    """``{field: "string" | "double"}`` in model order, from an export version directory (its
+    ``assets.extra/inputs.json``, written by ``python -m export``) or that file itself."""
     path = Path(path)
-    for candidate in (path, path / "assets.extra" / "manifest.json", path / "manifest.json"):
+    for candidate in (path, path / "assets.extra" / "inputs.json"):
         if candidate.is_file():
-            manifest = json.loads(candidate.read_text())
-            return {
-                f["name"]: FLOAT if f["kind"] == "numeric-bucketed" else STRING
-                for f in manifest["fields"]
-            }
-    raise FileNotFoundError(f"No manifest.json at {path} (nor in its assets.extra/).")
+            spec = json.loads(candidate.read_text())
+            bad = {k: v for k, v in spec.items() if v not in (STRING, FLOAT)}
+            if bad:
+                raise ValueError(f"{candidate}: unknown input types {bad}")
+            return spec
+    raise FileNotFoundError(
+        f"No inputs.json at {path} (nor in its assets.extra/): pass an export version directory."
+    )
 
 
 def _check_value(field: str, kind: str, value: Any, row: int | None) -> Any:
@@ -141,7 +143,7 @@ def grpc_predict_request(
         values = columns[field]
         request.inputs[field].CopyFrom(
             tf.make_tensor_proto(
-                values, dtype=tf.float32 if kind == FLOAT else tf.string, shape=[len(values)]
+                values, dtype=tf.float64 if kind == FLOAT else tf.string, shape=[len(values)]
             )
         )
     request.output_filter.append(OUTPUT_NAME)

@@ -181,22 +181,13 @@ def test_unfinished_run_is_refused(tmp_path):
         export_run(tmp_path, tmp_path / "models")
 
 
-def test_in_graph_log_squared_equals_the_pipelines_transform_at_bucket_edges():
-    edges = [math.exp(math.sqrt(k)) for k in range(1, 300)]
-    values = np.array(
-        sorted(
-            {
-                *range(-3, 200),
-                *[e + d for e in edges for d in (-1e-6, 0, 1e-6)],
-                *np.floor(edges),
-                *np.ceil(edges),
-            }
-        ),
-        dtype=np.float64,
-    )
-    values = values[values < 2**24]  # exactly representable in float32, the serving dtype
-    values = values.astype(np.float32).astype(np.float64)
-    got = log_squared_tf(tf.constant(values, tf.float32)).numpy()
+def test_in_graph_log_squared_equals_the_pipelines_transform_on_raw_integers():
+    # Raw Criteo values are integers: every one up to 3 million, the integers around each
+    # bucket edge e^sqrt(k) up to 2**40, and a few beyond float32's exact range.
+    edges = np.exp(np.sqrt(np.arange(1, 800)))
+    near = np.floor(edges[edges < 2.0**40])[:, None] + np.arange(-2, 3)[None, :]
+    values = np.concatenate([np.arange(-3, 3_000_000), near.ravel(), [2.0**24 + 1, 2.0**31 + 3]])
+    got = log_squared_tf(tf.constant(values, tf.float64)).numpy()
     np.testing.assert_array_equal(got, numpy_log_squared(values).astype(np.int64))
 
 
@@ -223,7 +214,7 @@ def test_criteo_export_buckets_raw_integers_in_graph(tmp_path):
     raw = RawDecoder(manifest).decode(ids)
     assert np.isnan(raw["I1"]).any()  # missing integers are sent as NaN
     inputs = {
-        k: tf.constant(v) if v.dtype == np.float32 else tf.constant(v.tolist())
+        k: tf.constant(v) if v.dtype == np.float64 else tf.constant(v.tolist())
         for k, v in raw.items()
     }
     got = serve(**inputs)[OUTPUT_NAME].numpy()
@@ -258,7 +249,7 @@ def test_kkbox_serving_graph_applies_isrc_age_and_sequence_transforms(tmp_path):
     # Raw rows exactly as in the CSV: full ISRC codes, ages, '|'-separated sequences.
     rows = TRAIN + TEST
     raw = {
-        f.name: tf.constant([float(r[f.name]) if r[f.name] else math.nan for r in rows], tf.float32)
+        f.name: tf.constant([float(r[f.name]) if r[f.name] else math.nan for r in rows], tf.float64)
         if f.name == "bd"
         else tf.constant([r[f.name] for r in rows])
         for f in manifest.fields

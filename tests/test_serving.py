@@ -25,7 +25,7 @@ from serving.client import (
 )
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SPEC = {"I1": "float", "I2": "float", "C1": "string", "C2": "string"}
+SPEC = {"I1": "double", "I2": "double", "C1": "string", "C2": "string"}
 ROWS = [
     {"I1": 3, "I2": None, "C1": "68fd1e64", "C2": ""},
     {"I1": -1, "I2": 120, "C1": "05db9164", "C2": "80e26c9b"},
