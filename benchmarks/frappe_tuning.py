@@ -19,6 +19,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
+
+from pipelines.tune import SPACE  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "frappe"
 RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
 BEGIN, END = "<!-- tuning:begin -->", "<!-- tuning:end -->"
@@ -65,17 +69,7 @@ def main() -> None:
         if trial["status"] == "COMPLETED" and metrics_file.exists():
             trials.append((trial, json.loads(metrics_file.read_text())))
     trials.sort(key=lambda t: -(t[1]["valid"]["auc"] + t[1]["valid"]["gauc"]))
-    names = [
-        "alpha",
-        "c",
-        "gamma",
-        "selector",
-        "fusion",
-        "simple_tower",
-        "dropout",
-        "embedding_l2",
-        "learning_rate",
-    ]
+    names = list(SPACE)
     lines = [
         BEGIN,
         "## Hyperparameter search (issue: pipelines.tune)",

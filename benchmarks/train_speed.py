@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
 FRAPPE = REPO.parent / "shared" / "data" / "frappe"
 AUTHORS = {"tf4ctr": (12.4, 14.3), "dnn": (9.5, 9.5)}
 

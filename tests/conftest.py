@@ -26,6 +26,17 @@ def _seed_and_policy():
     keras.mixed_precision.set_dtype_policy("float32")
 
 
+def generated_criteo_dataset(root: Path, rows: int, seed: int, min_count: int) -> Path:
+    """Generates `rows` of Criteo-format data under `root` and prepares them; returns the
+    prepared dataset directory."""
+    from pipelines.generate import generate_criteo
+    from pipelines.preprocess import prepare
+
+    raw = root / "train.txt.gz"
+    generate_criteo(str(raw), rows, seed=seed)
+    return prepare("criteo", str(raw), root / "prepared", min_count=min_count)
+
+
 def train_small_run(root: Path, dataset: str, dataset_dir: Path, **overrides) -> Path:
     """Trains a small model for one epoch on a prepared dataset; returns the run directory."""
     from pipelines.run_config import resolve_config

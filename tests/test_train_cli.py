@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.train import main
+from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -28,13 +29,7 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
-
-    root = tmp_path_factory.mktemp("criteo")
-    raw = root / "train.txt.gz"
-    generate_criteo(str(raw), 60000, seed=5)
-    return prepare("criteo", str(raw), root / "prepared", min_count=5)
+    return generated_criteo_dataset(tmp_path_factory.mktemp("criteo"), 60000, seed=5, min_count=5)
 
 
 def _run(args, **kwargs):
@@ -183,13 +178,7 @@ def test_a_run_dir_with_another_config_is_refused(prepared, tmp_path, caplog):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
-
-    root = tmp_path_factory.mktemp("tiny")
-    raw = root / "train.txt"
-    generate_criteo(str(raw), 4000, seed=9)
-    return prepare("criteo", str(raw), root / "prepared", min_count=2)
+    return generated_criteo_dataset(tmp_path_factory.mktemp("tiny"), 4000, seed=9, min_count=2)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import yaml
 
 from pipelines.run_config import ConfigError
 from pipelines.tune import SIMPLE_TOWERS, SPACE, declare, load_space, overrides_for
+from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,17 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_space_declares_every_dimension_of_the_paper():
     hp = keras_tuner.HyperParameters()
     values = declare(hp, load_space(None))
-    assert set(values) == {
-        "alpha",
-        "c",
-        "gamma",
-        "selector",
-        "fusion",
-        "simple_tower",
-        "dropout",
-        "embedding_l2",
-        "learning_rate",
-    }
+    assert list(values) == list(SPACE) == [
+        "alpha", "c", "gamma", "selector", "fusion", "simple_tower", "dropout",
+        "embedding_l2", "learning_rate",
+    ]  # fmt: skip
     assert hp._hps["simple_tower"][0].values == ["A", "B", "C", "D", "E"]
     assert SIMPLE_TOWERS["C"] == [200, 200] and SIMPLE_TOWERS["E"] == [800, 800]
 
@@ -62,13 +56,9 @@ def test_unknown_dimension_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
-
-    root = tmp_path_factory.mktemp("tune-data")
-    raw = root / "train.txt.gz"
-    generate_criteo(str(raw), 20000, seed=11)
-    return prepare("criteo", str(raw), root / "prepared", min_count=3)
+    return generated_criteo_dataset(
+        tmp_path_factory.mktemp("tune-data"), 20000, seed=11, min_count=3
+    )
 
 
 def _command(prepared, tune_dir, space):
