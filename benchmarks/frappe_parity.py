@@ -125,6 +125,13 @@ def section(results: dict[str, list[dict]], seeds: list[int]) -> str:
         t = statistics.fmean(r["test"]["auc"] for r in results["tf4ctr"])
         d = statistics.fmean(r["test"]["auc"] for r in results["dualmlp"])
         lines += ["", f"TF4CTR − DualMLP test AUC: {t - d:+.6f} (paper: +0.0035)."]
+    lines += [
+        "",
+        "Train seconds per epoch are wall-clock while the runs shared the machine with "
+        "whatever else ran (these runs overlapped a hyperparameter search and the test "
+        "suite, load average 4-6 on 2 cores); `benchmarks/train_speed.py` measures speed "
+        "alone, TF4CTR and DNN interleaved.",
+    ]
     if "tf4ctr" in results:
         s = statistics.fmean(r["train_seconds_per_epoch"] for r in results["tf4ctr"])
         lines += [
