@@ -27,7 +27,9 @@ class SplitEvaluator:
         self.dataset = dataset
         self.group_key = group_key
         labels, groups = [], []
+        batches = 0
         for features, label in dataset:
+            batches += 1
             labels.append(label.numpy())
             if group_key is not None:
                 groups.append(features[group_key].numpy().reshape(-1))
@@ -35,7 +37,10 @@ class SplitEvaluator:
             raise ValueError("The evaluation split is empty.")
         self.labels = np.concatenate(labels).reshape(-1)
         self.groups = np.concatenate(groups) if group_key is not None else None
-        self._features = dataset.map(lambda features, label: features)
+        # A known length lets Keras' predict size its progress and not warn at the end.
+        self._features = dataset.map(lambda features, label: features).apply(
+            tf.data.experimental.assert_cardinality(batches)
+        )
 
     def predict(self, model: keras.Model) -> np.ndarray:
         outputs = model.predict(self._features, verbose=0)
