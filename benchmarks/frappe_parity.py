@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
+
+from benchmarks.report import replace_section  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "frappe"
 RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
-BEGIN, END = "<!-- parity:begin -->", "<!-- parity:end -->"
 
 # Authors' PyTorch code on these files, this machine (tf4ctr_reference.md section 9).
 AUTHORS = {
@@ -80,7 +83,6 @@ def _stat(values: list[float], digits: int = 6) -> str:
 
 def section(results: dict[str, list[dict]], seeds: list[int]) -> str:
     lines = [
-        BEGIN,
         "## Parity: TF4CTR against DNN and DualMLP (issue: training CLI)",
         "",
         f"`python benchmarks/frappe_parity.py` — official Frappe valid/test, rebuilt train "
@@ -132,32 +134,7 @@ def section(results: dict[str, list[dict]], seeds: list[int]) -> str:
         "suite, load average 4-6 on 2 cores); `benchmarks/train_speed.py` measures speed "
         "alone, TF4CTR and DNN interleaved.",
     ]
-    if "tf4ctr" in results:
-        s = statistics.fmean(r["train_seconds_per_epoch"] for r in results["tf4ctr"])
-        lines += [
-            f"TF4CTR train time per epoch / the authors' 12.4-14.3 s: "
-            f"{s / 14.3:.2f}-{s / 12.4:.2f}x."
-        ]
-        if "dnn" in results:
-            dnn = statistics.fmean(r["train_seconds_per_epoch"] for r in results["dnn"])
-            lines += [
-                f"TF4CTR / DNN train time per epoch, same session: {s / dnn:.2f}x "
-                "(paper Table VI reports 1.30x on KKBox)."
-            ]
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    current = RESULTS.read_text() if RESULTS.exists() else "# Frappe results\n\n"
-    if BEGIN in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        current = head + text + tail
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
 
 
 def main() -> None:
@@ -170,9 +147,7 @@ def main() -> None:
     for seed in args.seeds:  # interleave models so machine load affects them alike
         for model in args.models:
             results[model].append(run(model, seed, Path(args.runs)))
-    text = section(results, args.seeds)
-    write_section(text)
-    print(text)
+    print(replace_section(RESULTS, "parity", section(results, args.seeds)))
 
 
 if __name__ == "__main__":

@@ -22,22 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
 
+from benchmarks.report import replace_section  # noqa: E402
 from pipelines.tune import SPACE  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "frappe"
 RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
-BEGIN, END = "<!-- tuning:begin -->", "<!-- tuning:end -->"
-
-
-def _replace_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else "# Frappe results\n\n"
-    if BEGIN in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + text + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(current)
 
 
 def main() -> None:
@@ -74,7 +63,6 @@ def main() -> None:
     shown = " ".join(["python", *cmd[1:]])
     shown = shown.replace(str(REPO.parent / "shared"), "../shared").replace(str(REPO) + "/", "")
     lines = [
-        BEGIN,
         "## Hyperparameter search (issue: pipelines.tune)",
         "",
         f"`python benchmarks/frappe_tuning.py` runs `{shown}`"
@@ -124,12 +112,9 @@ def main() -> None:
                     "refine it, narrow the space around it (`--space`, e.g. `selector: ser`, "
                     "`embedding_l2: {min: 0.03, max: 0.3, sampling: log}`)."
                 )
-    lines.append(END)
     if (tune_dir / "best.yaml").exists():
         shutil.copy(tune_dir / "best.yaml", RESULTS.parent / f"{tune_dir.name}-best.yaml")
-    text = "\n".join(lines)
-    _replace_section(text)
-    print(text)
+    print(replace_section(RESULTS, "tuning", "\n".join(lines)))
 
 
 if __name__ == "__main__":

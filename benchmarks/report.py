@@ -1,0 +1,21 @@
+"""Shared by the benchmark scripts: replace one named section of a Markdown results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def replace_section(path: Path, name: str, body: str, title: str = "# Frappe results") -> str:
+    """Writes ``body`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``
+    (appending the section if absent) and returns the section text."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = f"{begin}\n{body.strip()}\n{end}"
+    current = path.read_text() if path.exists() else f"{title}\n\n"
+    if begin in current:
+        head, rest = current.split(begin, 1)
+        current = head + text + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(current)
+    return text
