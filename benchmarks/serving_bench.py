@@ -26,6 +26,9 @@ import tensorflow as tf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
+
+from benchmarks.report import replace_section  # noqa: E402
+
 FRAPPE = REPO.parent / "shared" / "data" / "frappe"
 
 
@@ -117,21 +120,41 @@ def main() -> None:
             _timed(lambda i: model.predict_on_batch(ids), args.batches // 2)
         )
 
-    print(f"run: {run_dir}  fields: {len(manifest.fields)}  (device: CPU, {os.cpu_count()} cores)")
-    print(f"{'path':<26}{'p50 ms (b=1)':>14}{'p99 ms (b=1)':>14}{'rows/s (b=1024)':>18}")
+    lines = [
+        "## In-process serving speed (`python benchmarks/serving_bench.py`)",
+        "",
+        f"Run `{run_dir}` ({len(manifest.fields)} fields), CPU, {os.cpu_count()} cores. "
+        "`savedmodel` is the exported `serving_default` fed raw values (vocabulary lookups "
+        "in the graph); the Keras paths get the encoded ids of the same test rows. Paths "
+        "interleaved in one process.",
+        "",
+        "| path | p50 ms (batch 1) | p99 ms (batch 1) | rows/s (batch 1024) |",
+        "|---|---|---|---|",
+    ]
     stats = {}
     for name in lat:
         t1 = np.concatenate(lat[name]) * 1e3
         tb = np.concatenate(thr[name])
         stats[name] = (np.percentile(t1, 50), np.percentile(t1, 99), 1024 / np.median(tb))
-        print(f"{name:<26}{stats[name][0]:>14.2f}{stats[name][1]:>14.2f}{stats[name][2]:>18,.0f}")
+        lines.append(
+            f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} | {stats[name][2]:,.0f} |"
+        )
+    lines.append("")
     sm = stats["savedmodel"]
     for name in ("keras predict", "keras predict_on_batch"):
         k = stats[name]
-        print(
-            f"savedmodel vs {name}: p50 latency {sm[0] / k[0]:.2f}x, p99 {sm[1] / k[1]:.2f}x, "
-            f"throughput {sm[2] / k[2]:.2f}x"
+        lines.append(
+            f"- SavedModel vs {name}: p50 latency {sm[0] / k[0]:.2f}x, p99 "
+            f"{sm[1] / k[1]:.2f}x, throughput {sm[2] / k[2]:.2f}x."
         )
+    print(
+        replace_section(
+            REPO / "benchmarks" / "results" / "serving.md",
+            "serving",
+            "\n".join(lines),
+            title="# Serving results",
+        )
+    )
 
 
 if __name__ == "__main__":
