@@ -29,6 +29,9 @@ DATASETS = ("criteo", "frappe", "movielenslatest", "ml-1m", "kkbox")
 LOSSES = ("auto", "tf", "bce", "focal", "rce")
 MONITORS = ("auc", "auc+gauc", "gauc")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# tf.distribute strategies `fit` runs under ("default": one device). Multi-worker training is
+# not offered yet: Keras 3 `fit` does not run under MultiWorkerMirroredStrategy (#20585).
+STRATEGIES = ("default", "mirrored")
 TF4CTR_ONLY = (
     "selector",
     "fusion",
@@ -96,6 +99,7 @@ class TrainConfig:
     seed: int = 2023
     precision: str = "float32"
     jit: bool = False
+    strategy: str = "default"
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,7 @@ class RunConfig:
             check_range("train.min_delta", t.min_delta, 0.0)
             check_choice("train.monitor", t.monitor, MONITORS)
             check_choice("train.precision", t.precision, PRECISIONS)
+            check_choice("train.strategy", t.strategy, STRATEGIES)
             check_units("data.generated_rows", [self.data.generated_rows])
             check_range("data.max_bad_fraction", self.data.max_bad_fraction, 0.0, 1.0)
             if self.loss_name == "tf" and MODELS.canonical(self.model.name) in (

@@ -31,6 +31,7 @@ from pipelines.run_config import (
     DATASETS,
     LOSSES,
     PRECISIONS,
+    STRATEGIES,
     ConfigError,
     RunConfig,
     parse_override,
@@ -49,6 +50,7 @@ FLAG_KEYS = {
     "epochs": "train.max_epochs",
     "seed": "train.seed",
     "precision": "train.precision",
+    "strategy": "train.strategy",
     "batch_size": "train.batch_size",
     "learning_rate": "train.learning_rate",
     "loss": "loss.name",
@@ -98,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default runs/<dataset>/<model>-<hash>)")
     p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--jit", action="store_true", help="compile the train step with XLA")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="default (one device) or mirrored (all devices of this host)",
+    )
     p.add_argument("--quiet", action="store_true", help="logs only, no progress bar")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory")
     p.add_argument("--data-dir", help="where raw data is prepared (default data/)")

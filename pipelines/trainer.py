@@ -64,6 +64,18 @@ def with_targets(dataset: tf.data.Dataset, outputs) -> tf.data.Dataset:
     return dataset.map(lambda x, y: (x, {n: y for n in names}), num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``"mirrored"``: synchronous data parallelism over this host's devices (GPUs, or the
+    logical CPUs a test configures); ``"default"``: one device."""
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    else:
+        strategy = tf.distribute.get_strategy()
+    log.info("training on %d replica(s) (strategy %s)", strategy.num_replicas_in_sync, name)
+    return strategy
+
+
 def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
     """Trains with the reference schedule and writes the run directory; returns the metrics."""
     run_dir = Path(run_dir)
@@ -71,9 +83,11 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
     t = config.train
     keras.utils.set_random_seed(t.seed)
     keras.mixed_precision.set_dtype_policy(t.precision)
+    strategy = make_strategy(t.strategy)
     try:
-        model = build_from_config(config, manifest)
-        compile_model(model, config)
+        with strategy.scope():  # variables (model and optimizer) are mirrored per replica
+            model = build_from_config(config, manifest)
+            compile_model(model, config)
         group_key = manifest.group_key
         if "gauc" in t.monitor and not group_key:
             raise ValueError(
@@ -95,8 +109,9 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
             min_delta=t.min_delta,
             checkpoint_dir=run_dir / "checkpoints",
         )
-        model.build()
-        epochs_done = schedule.restore(model)
+        with strategy.scope():
+            model.build()
+            epochs_done = schedule.restore(model)
         if epochs_done:
             log.info(
                 "resuming %s after epoch %d (best %d)", run_dir, epochs_done, schedule.best_epoch
