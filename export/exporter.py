@@ -49,7 +49,7 @@ def read_run(run_dir: Path):
     return model, manifest, metrics
 
 
-def sample_ids(manifest, split: str, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+def sample_ids(manifest, split: str, rows: int) -> dict[str, np.ndarray]:
     """Up to `rows` encoded rows of a split, in file order."""
     from pipelines.reader import make_dataset
 
@@ -63,6 +63,7 @@ def warmup_requests(
     """PredictionLog protos replaying representative raw rows at several batch sizes."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+    types = server.input_types()
     logs = []
     total = len(next(iter(raw.values())))
     start = 0
@@ -75,7 +76,7 @@ def warmup_requests(
             )
             for field in manifest.fields:
                 values = raw[field.name][start : start + batch]
-                dtype = tf.float64 if values.dtype == np.float64 else tf.string
+                dtype = tf.float64 if types[field.name] == "double" else tf.string
                 request.inputs[field.name].CopyFrom(
                     tf.make_tensor_proto(values.tolist(), dtype=dtype, shape=[len(values)])
                 )

@@ -145,8 +145,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for item in args.set:
         key, value = parse_override(item)
         overrides[key] = value
-    if args.data:
-        overrides["data.path"] = str(args.data)
     return resolve_config(args.dataset, args.config, overrides)
 
 
