@@ -85,14 +85,21 @@ class RawFeatureServer(tf.Module):
         """Raw values -> the ids the pipeline wrote for them."""
         first = self.fields[0].name
         batch = tf.shape(raw[first])[0]
-        ids = {}
-        for field in self.fields:
-            values = raw[field.name]
+        checks = [
             tf.debugging.assert_equal(
-                tf.shape(values)[0],
+                tf.shape(raw[field.name])[0],
                 batch,
                 message=f"input `{field.name}` has a different batch size than `{first}`",
             )
+            for field in self.fields
+        ]
+        # Every input passes the batch check before any op uses it, so a mismatch is reported
+        # by name and never as a shape error deep inside the model.
+        with tf.control_dependencies(checks):
+            raw = {field.name: tf.identity(raw[field.name]) for field in self.fields}
+        ids = {}
+        for field in self.fields:
+            values = raw[field.name]
             table = self.tables[field.name]
             if field.kind == "sequence":
                 tokens = tf.strings.strip(tf.strings.split(values, self.sequence_separator))
@@ -136,7 +143,7 @@ class RawFeatureServer(tf.Module):
 
     def input_types(self) -> dict[str, str]:
         """``{field: "string" | "double"}``: what clients send (written to assets.extra)."""
-        return {f.name: input_dtype(f).name for f in self.fields}
+        return {f.name: "double" if input_dtype(f) == tf.float64 else "string" for f in self.fields}
 
     def signatures(self) -> dict:
         return {

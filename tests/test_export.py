@@ -213,6 +213,10 @@ def test_criteo_export_buckets_raw_integers_in_graph(tmp_path):
     ids = {k: v.numpy() for k, v in features.items()}
     raw = RawDecoder(manifest).decode(ids)
     assert np.isnan(raw["I1"]).any()  # missing integers are sent as NaN
+    from serving.client import load_input_spec
+
+    spec = load_input_spec(version_dir)
+    assert spec["I1"] == "double" and spec["C1"] == "string"
     inputs = {
         k: tf.constant(v) if v.dtype == np.float64 else tf.constant(v.tolist())
         for k, v in raw.items()
@@ -263,3 +267,13 @@ def test_kkbox_serving_graph_applies_isrc_age_and_sequence_transforms(tmp_path):
     got = server.serve(raw)[OUTPUT_NAME].numpy()
     expected = model({k: v.numpy() for k, v in ids.items()}, training=False)["ctr"][:, 0]
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_inputs_json_names_the_type_each_field_takes(frappe_export):
+    from serving.client import load_input_spec
+
+    _, dataset_dir, version_dir = frappe_export
+    spec = load_input_spec(version_dir)
+    assert list(spec) == load_manifest(dataset_dir).field_names
+    assert set(spec.values()) == {"string"}
