@@ -16,7 +16,6 @@ from pipelines import fileio
 from pipelines.datasets.base import (
     BINARY_LABELS,
     NON_NUMERIC,
-    OUT_OF_RANGE,
     UNKNOWN_LABEL,
     Block,
     DatasetSpec,
@@ -30,7 +29,7 @@ from pipelines.datasets.base import (
     parse_csv_block,
     resolve_csv_splits,
 )
-from pipelines.datasets.libfm import parse_libfm
+from pipelines.datasets.libfm import parse_libfm, reject_out_of_range
 
 FIELDS = (
     "user",
@@ -104,14 +103,6 @@ class FrappeSpec(DatasetSpec):
                     bad_details(block.frame, bad_mask, name, "expected a feature index, got"),
                 )
                 values = values[~bad_mask]
-            lo, hi = RANGES[name]
-            out = (values < lo) | (values > hi)
-            if out.any():
-                block.reject(
-                    out,
-                    OUT_OF_RANGE,
-                    bad_details(block.frame, out, name, f"index outside [{lo}, {hi}]:"),
-                )
-                values = values[~out]
+            values = reject_out_of_range(block, name, values, RANGES[name])
             block.frame[name] = int_strings(values)
         return block

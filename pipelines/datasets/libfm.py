@@ -80,14 +80,19 @@ def parse_libfm(
             )
             values = values[~bad_mask]
         if ranges is not None:
-            lo, hi = ranges[name]
-            out = (values < lo) | (values > hi)
-            if out.any():
-                block.reject(
-                    out,
-                    OUT_OF_RANGE,
-                    bad_details(block.frame, out, name, f"index outside [{lo}, {hi}]:"),
-                )
-                values = values[~out]
+            values = reject_out_of_range(block, name, values, ranges[name])
         block.frame[name] = int_strings(values)
     return block
+
+
+def reject_out_of_range(block: Block, name: str, values, bounds: tuple[int, int]):
+    """Rejects rows whose feature index of `name` is outside the inclusive `bounds`; returns
+    the remaining rows' values."""
+    lo, hi = bounds
+    out = (values < lo) | (values > hi)
+    if out.any():
+        block.reject(
+            out, OUT_OF_RANGE, bad_details(block.frame, out, name, f"index outside [{lo}, {hi}]:")
+        )
+        values = values[~out]
+    return values
