@@ -245,11 +245,7 @@ class RunConfig:
             check_choice("train.strategy", t.strategy, STRATEGIES)
             check_units("data.generated_rows", [self.data.generated_rows])
             check_range("data.max_bad_fraction", self.data.max_bad_fraction, 0.0, 1.0)
-            if self.loss_name == "tf" and MODELS.canonical(self.model.name) in (
-                "dnn",
-                "dcn",
-                "dcnv2",
-            ):
+            if self.loss_name == "tf" and MODELS.canonical(self.model.name) == "dnn":
                 raise ValueError(
                     f"loss `tf` needs two towers with logits; `{self.model.name}` has none. "
                     "Use loss `bce`, `focal` or `rce`."

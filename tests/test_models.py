@@ -219,13 +219,38 @@ def test_unknown_names_list_the_valid_choices():
 
 
 def test_invalid_compositions_are_rejected():
-    with pytest.raises(ValueError, match="no twin logits"):
-        build_model("dcn", SMALL, twin_output=True)
+    with pytest.raises(TypeError, match="Unknown model options \\['twin_output'\\]"):
+        build_model("dnn", SMALL, twin_output=True)  # one tower: no twin logits
     model = build_tf4ctr(SMALL)
     with pytest.raises(ValueError, match="needs a fusion layer"):
         TF4CTR(model.selector, model.complex_encoder, simple_encoder=model.simple_encoder)
     with pytest.raises(TypeError, match="sample selection layer"):
         TF4CTR(model.complex_encoder, model.complex_encoder)
+
+
+def test_dcn_twin_logits_are_aux_heads_beside_the_concat_fusion():
+    """DCN + TF loss (paper Table II): z_s and z_c come from heads on each tower; the fused
+    logit is still the concatenation's, so the ctr output equals the plain DCN's."""
+    model = build_model("dcn", SMALL, complex_units=[4], twin_output=True, seed=3)
+    x = _ids(SMALL, 5)
+    out = model(x)
+    e_s, e_c = model.selector(x)
+    h_s = model.simple_encoder(e_s)
+    h_c = model.complex_encoder(e_c)
+    np.testing.assert_allclose(
+        out["twin_logits"],
+        np.concatenate([model.simple_logit(h_s), model.complex_logit(h_c)], axis=-1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    fused = model.fusion.output_layer(np.concatenate([h_s, h_c], axis=-1))
+    np.testing.assert_allclose(out["ctr"], 1 / (1 + np.exp(-np.asarray(fused))), rtol=1e-5)
+    plain = build_model("dcn", SMALL, complex_units=[4], seed=3)
+    plain(x)
+    extra = sum(int(np.prod(w.shape)) for w in model.trainable_weights) - sum(
+        int(np.prod(w.shape)) for w in plain.trainable_weights
+    )
+    assert extra == (h_s.shape[-1] + 1) + (h_c.shape[-1] + 1)  # the two Dense(1) heads
 
 
 def test_missing_input_field_is_named():

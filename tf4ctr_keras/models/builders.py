@@ -326,8 +326,8 @@ def _baseline(kind: str):
                 **common,
             )
         if kind in ("dcn", "dcnv2"):
-            if twin_output:
-                raise ValueError(f"{kind} fuses by concatenation; it has no twin logits.")
+            # Concatenation fusion; with ``twin_output`` (the TF loss, paper Table II) each tower
+            # gets its own logit head, as the reference's CF keeps fc1/fc2 as auxiliary heads.
             encoder = _interaction("cross" if kind == "dcn" else "cross_v2", seed, options)
             return _parallel(vocab_sizes, encoder, fusion="cf", **common)
         if kind == "xdeepfm":
