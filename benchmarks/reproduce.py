@@ -1,0 +1,359 @@
+"""Reproduce the paper's experiments (Tables II-VI, Figures 5 and 10) on a prepared dataset.
+
+    python benchmarks/reproduce.py --dataset frappe [--seeds 1] [--table4-seeds 3]
+    python benchmarks/reproduce.py --dataset frappe --tables 3 --dry-run     # what would run
+    python benchmarks/reproduce.py --dataset frappe --report-only            # report from cache
+    python benchmarks/reproduce.py --dataset ml-1m --data ../shared/data/ml-1m
+
+Every run is the dataset's reference config (``pipelines/configs/<dataset>.yaml``) plus the
+table's overrides, trained by ``python -m pipelines.train`` in ``<runs>/<model>-<fingerprint>``
+(the fingerprint of the resolved config, seed included). A finished run is never trained again:
+a configuration shared by two tables (DualMLP + log loss in Tables II and IV, TF4CTR SER + WSF in
+Tables III and IV) is one run, and a crashed run resumes from its checkpoints. Figures 5 and 10
+and the timing of Table VI are computed in this process and cached as JSON beside the runs.
+After every finished run the report ``benchmarks/results/<dataset>.md`` (and its figures) is
+rebuilt from the cache; cells without runs say "not run".
+
+Table IV: every model gets ``--seeds`` seeds; TF4CTR and the best baseline (by mean test AUC in
+the cache) get ``--table4-seeds`` seeds for the two-tailed Welch t-test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
+
+FIRST_SEED = 2023
+ALL_TABLES = ("4", "2", "3", "5", "fig10", "fig5", "6")
+
+# Table II: base models x losses; Table IV: the models the paper compares (AFN+, EDCN, CL4CTR
+# and EulerNet are not implemented here); Table V: base model -> TF4CTR simple encoder.
+T2_MODELS = ("dualmlp", "deepfm", "dcnv2")
+T2_LOSSES = ("bce", "focal", "rce", "tf")
+T3_SELECTORS = ("ser", "gate", "mmoe", "shared")
+T3_FUSIONS = ("wsf", "vf", "cf", "moef", "sum")
+T4_BASELINES = ("widedeep", "deepfm", "dcn", "xdeepfm", "autoint", "dcnv2", "dnn", "dualmlp")
+T5_ENCODERS = {"deepfm": "fm", "widedeep": "linear", "xdeepfm": "cin"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One table cell: a model and its overrides of the reference config (seed excluded)."""
+
+    model: str
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def loss(self) -> str:
+        return dict(self.overrides).get("loss.name", "tf" if self.model == "tf4ctr" else "bce")
+
+    def argv(self, dataset: str, data: str, seed: int, extra: tuple[str, ...] = ()) -> list[str]:
+        """Arguments of ``python -m pipelines.train`` for this cell and seed; ``extra`` are
+        ``key=value`` overrides applied to every run of a study."""
+        args = ["--dataset", dataset, "--data", data, "--model", self.model, "--seed", str(seed)]
+        args += ["--loss", self.loss]
+        for key, value in self.overrides:
+            if key != "loss.name":
+                args += ["--set", f"{key}={value}"]
+        for item in extra:
+            args += ["--set", item]
+        return args
+
+
+def spec(model: str, **overrides) -> Spec:
+    items = {"loss.name": "tf" if model == "tf4ctr" else "bce"}
+    items.update({k.replace("__", "."): v for k, v in overrides.items()})
+    return Spec(model, tuple(sorted(items.items())))
+
+
+def table2_specs() -> dict[tuple[str, str], Spec]:
+    return {(m, loss): spec(m, loss__name=loss) for m in T2_MODELS for loss in T2_LOSSES}
+
+
+def table3_specs() -> dict[tuple[str, str], Spec]:
+    return {
+        (s, f): spec("tf4ctr", model__selector=s, model__fusion=f)
+        for s in T3_SELECTORS
+        for f in T3_FUSIONS
+    }
+
+
+def table4_specs() -> dict[str, Spec]:
+    return {m: spec(m) for m in (*T4_BASELINES, "tf4ctr")}
+
+
+def table5_specs() -> dict[tuple[str, bool], Spec]:
+    out = {}
+    for base, encoder in T5_ENCODERS.items():
+        out[(base, False)] = spec(base)
+        out[(base, True)] = spec("tf4ctr", model__simple_encoder=encoder)
+    return out
+
+
+# -- configs and the cache ----------------------------------------------------------------------
+def cell_key(config_dict: dict) -> str:
+    """Hash of a resolved config without its seed: the runs of one cell share it."""
+    raw = json.loads(json.dumps(config_dict))
+    raw["train"].pop("seed", None)
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Study:
+    """A dataset, its data, and the cache of runs under ``runs``."""
+
+    dataset: str
+    data: str
+    runs: Path
+    extra: tuple[str, ...] = ()
+    python: str = sys.executable
+    _configs: dict = field(default_factory=dict)
+
+    def config(self, s: Spec, seed: int):
+        """The RunConfig the train CLI resolves for this cell and seed (its own parser)."""
+        key = (s, seed)
+        if key not in self._configs:
+            from pipelines.train import build_parser, config_from_args
+
+            self._configs[key] = config_from_args(
+                build_parser().parse_args(s.argv(self.dataset, self.data, seed, self.extra))
+            )
+        return self._configs[key]
+
+    def run_dir(self, s: Spec, seed: int) -> Path:
+        config = self.config(s, seed)
+        return self.runs / f"{config.model.name}-{config.fingerprint()}"
+
+    def cached(self, s: Spec, seed: int) -> bool:
+        return (self.run_dir(s, seed) / "metrics.json").exists()
+
+    def cell(self, s: Spec) -> str:
+        return cell_key(self.config(s, FIRST_SEED).to_dict())
+
+    def index(self) -> dict[str, list[dict]]:
+        """Finished runs in the cache by cell key: ``[metrics, ...]`` sorted by seed."""
+        out: dict[str, list[dict]] = {}
+        if not self.runs.is_dir():
+            return out
+        for run in sorted(self.runs.iterdir()):
+            config_file, metrics_file = run / "config.yaml", run / "metrics.json"
+            if not (config_file.exists() and metrics_file.exists()):
+                continue
+            config = yaml.safe_load(config_file.read_text())
+            metrics = json.loads(metrics_file.read_text())
+            metrics["run_dir"] = str(run)
+            out.setdefault(cell_key(config), []).append(metrics)
+        for runs in out.values():
+            runs.sort(key=lambda m: m["seed"])
+        return out
+
+    def train(self, s: Spec, seed: int) -> Path:
+        """Trains one run through the CLI; a finished run is not touched (the CLI would only
+        report it, after seconds of imports)."""
+        run_dir = self.run_dir(s, seed)
+        if self.cached(s, seed):
+            return run_dir
+        cmd = [
+            self.python,
+            "-m",
+            "pipelines.train",
+            *s.argv(self.dataset, self.data, seed, self.extra),
+        ]
+        cmd += ["--run-dir", str(run_dir), "--quiet"]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        result = subprocess.run(cmd, cwd=REPO, env=env)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with exit status {result.returncode}")
+        return run_dir
+
+    def json_path(self, name: str, payload: dict) -> Path:
+        """Cache file of an in-process experiment, keyed by everything that defines it."""
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+        return self.runs / f"{name}-{digest}.json"
+
+
+# -- planning -----------------------------------------------------------------------------------
+def seeds(n: int) -> list[int]:
+    return list(range(FIRST_SEED, FIRST_SEED + n))
+
+
+def best_baseline(study: Study, index: dict | None = None) -> str | None:
+    """The Table IV baseline with the best mean test AUC among cached runs."""
+    index = study.index() if index is None else index
+    best, best_auc = None, -1.0
+    for model, s in table4_specs().items():
+        runs = index.get(study.cell(s), [])
+        if model == "tf4ctr" or not runs:
+            continue
+        auc = sum(r["test"]["auc"] for r in runs) / len(runs)
+        if auc > best_auc:
+            best, best_auc = model, auc
+    return best
+
+
+def plan(study: Study, table: str, n_seeds: int, n_table4: int) -> list[tuple[str, Spec, int]]:
+    """``(label, spec, seed)`` of the training runs a table needs (cached ones included)."""
+    out = []
+    if table == "2":
+        cells = {f"{m}+{loss}": s for (m, loss), s in table2_specs().items()}
+    elif table == "3":
+        cells = {f"tf4ctr {sel}+{fus}": s for (sel, fus), s in table3_specs().items()}
+    elif table == "4":
+        cells = dict(table4_specs())
+    elif table == "5":
+        cells = {f"{b}{' in TF4CTR' if w else ''}": s for (b, w), s in table5_specs().items()}
+    else:
+        return out
+    for seed in seeds(n_seeds):
+        out += [(label, s, seed) for label, s in cells.items()]
+    return out
+
+
+def plan_table4_extra(study: Study, n_seeds: int, n_table4: int) -> list[tuple[str, Spec, int]]:
+    """Seeds beyond ``n_seeds`` for TF4CTR and the best cached baseline (planned after the
+    first seeds of every model ran, so the best baseline is known)."""
+    if n_table4 <= n_seeds:
+        return []
+    best = best_baseline(study)
+    extra = ["tf4ctr"] + ([best] if best else [])
+    return [(m, table4_specs()[m], seed) for seed in seeds(n_table4)[n_seeds:] for m in extra]
+
+
+# -- main ---------------------------------------------------------------------------------------
+def default_data(dataset: str) -> str | None:
+    path = REPO.parent / "shared" / "data" / dataset
+    return str(path) if path.exists() else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data", help="raw or prepared data (default ../shared/data/<dataset>)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 2023.. per cell (default 1)")
+    p.add_argument(
+        "--table4-seeds",
+        type=int,
+        help="seeds for TF4CTR and the best baseline in Table IV (default --seeds)",
+    )
+    p.add_argument("--tables", nargs="+", default=list(ALL_TABLES), choices=ALL_TABLES)
+    p.add_argument("--runs", help="cache root (default runs/reproduce/<dataset>)")
+    p.add_argument("--results", help="report path (default benchmarks/results/<dataset>.md)")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report, train nothing")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and which are cached")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override applied to every run (changes every cache key), e.g. train.max_epochs=5",
+    )
+    p.add_argument("--fig10-epochs", type=int, default=10)
+    p.add_argument("--fig5-batch-size", type=int, default=1000)
+    p.add_argument("--timing-epochs", type=int, default=2, help="timed epochs per model (Table VI)")
+    return p
+
+
+def make_study(args: argparse.Namespace) -> Study:
+    data = args.data or default_data(args.dataset)
+    if data is None:
+        raise SystemExit(f"No data for {args.dataset}: pass --data (raw or prepared directory).")
+    runs = Path(args.runs) if args.runs else REPO / "runs" / "reproduce" / args.dataset
+    return Study(args.dataset, str(Path(data).resolve()), runs.resolve(), tuple(args.set))
+
+
+def results_path(args: argparse.Namespace) -> Path:
+    if args.results:
+        return Path(args.results)
+    return REPO / "benchmarks" / "results" / f"{args.dataset}.md"
+
+
+def rebuild_report(study: Study, args: argparse.Namespace) -> None:
+    from benchmarks.repro_report import write_report
+
+    try:
+        write_report(study, results_path(args), args)
+    except Exception as error:  # a report bug must not stop the compute
+        print(f"report failed: {error!r}", file=sys.stderr, flush=True)
+
+
+def execute(
+    study: Study, table: str, items, args: argparse.Namespace, seen: set, failures: list
+) -> None:
+    """Trains the runs of ``items`` that are not cached, one at a time (or lists them); a run
+    that fails is recorded in ``failures`` and the others go on."""
+    for label, s, seed in items:
+        run_dir = study.run_dir(s, seed)
+        state = "cached" if study.cached(s, seed) else "to run"
+        if run_dir in seen:
+            state += " (shared)"
+        print(f"[table {table}] {label} seed {seed}: {run_dir.name} {state}", flush=True)
+        if args.dry_run or run_dir in seen or study.cached(s, seed):
+            seen.add(run_dir)
+            continue
+        seen.add(run_dir)
+        start = time.time()
+        try:
+            study.train(s, seed)
+        except RuntimeError as error:  # go on with the other runs; a re-run resumes this one
+            print(f"  FAILED: {error}", flush=True)
+            failures.append(run_dir.name)
+            continue
+        print(f"  finished in {time.time() - start:.0f}s", flush=True)
+        rebuild_report(study, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
+    study = make_study(args)
+    if args.report_only:
+        rebuild_report(study, args)
+        return 0
+    study.runs.mkdir(parents=True, exist_ok=True)
+    seen, failures = set(), []
+    for table in args.tables:
+        if table in ("fig10", "fig5", "6"):
+            from benchmarks import repro_experiments
+
+            path = repro_experiments.cache_path(study, table, args)
+            state = "cached" if path.exists() else "to run"
+            print(f"[{table}] {path.name}: {state}", flush=True)
+            if not args.dry_run and not path.exists():
+                start = time.time()
+                try:
+                    repro_experiments.run(study, table, args)
+                except Exception as error:  # the other experiments go on
+                    print(f"[{table}] FAILED: {error!r}", flush=True)
+                    failures.append(table)
+                    continue
+                print(f"[{table}] done in {time.time() - start:.0f}s", flush=True)
+                rebuild_report(study, args)
+            continue
+        execute(
+            study, table, plan(study, table, args.seeds, args.table4_seeds), args, seen, failures
+        )
+        if table == "4":
+            extra = plan_table4_extra(study, args.seeds, args.table4_seeds)
+            execute(study, table, extra, args, seen, failures)
+    if not args.dry_run:
+        rebuild_report(study, args)
+    if failures:
+        print(f"{len(failures)} run(s) failed: {', '.join(failures)}; run again to resume them")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

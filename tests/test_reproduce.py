@@ -1,0 +1,328 @@
+"""``benchmarks/reproduce.py``: cache keys, cache hits, report cells, the t-test, difficulty
+classes and the Figure 5 logit gradients, on hand-made metrics and tiny generated data."""
+
+import json
+import math
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from scipy import stats
+
+from benchmarks import repro_experiments, repro_report, reproduce
+from benchmarks.reproduce import Study
+from tests.conftest import generated_criteo_dataset
+
+
+@pytest.fixture
+def study(tmp_path):
+    # Config resolution does not read the data: any path names the study's data.
+    return Study("frappe", str(tmp_path / "frappe-data"), tmp_path / "runs")
+
+
+def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
+    """A finished run in the cache: the CLI's config.yaml and a hand-made metrics.json."""
+    run_dir = study.run_dir(s, seed)
+    run_dir.mkdir(parents=True)
+    config = study.config(s, seed)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    test = {"auc": auc, "logloss": logloss, "gauc": auc - 0.005 if gauc is None else gauc}
+    metrics = {
+        "test": test,
+        "valid": test,
+        "epochs": epochs,
+        "best_epoch": epochs - 2,
+        "seed": seed,
+        "trainable_params": 1000,
+        "loss": s.loss,
+        "model": s.model,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+# -- cache keys ---------------------------------------------------------------------------------
+def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
+    from pipelines.train import default_run_dir
+
+    t2, t3, t4, t5 = (
+        reproduce.table2_specs(),
+        reproduce.table3_specs(),
+        reproduce.table4_specs(),
+        reproduce.table5_specs(),
+    )
+    same = [
+        (t2[("dualmlp", "bce")], t4["dualmlp"]),
+        (t2[("deepfm", "bce")], t4["deepfm"]),
+        (t2[("dcnv2", "bce")], t4["dcnv2"]),
+        (t3[("ser", "wsf")], t4["tf4ctr"]),
+        (t5[("xdeepfm", False)], t4["xdeepfm"]),
+    ]
+    for a, b in same:
+        assert study.run_dir(a, 2023) == study.run_dir(b, 2023)
+    every = [*t2.values(), *t3.values(), *t4.values(), *t5.values()]
+    dirs = {study.run_dir(s, 2023) for s in every}
+    assert len(dirs) == 12 + 20 + 9 + 6 - 3 - 1 - 3  # II: 3 bce runs, III: SER+WSF, V: 3 bases
+    assert study.run_dir(t4["tf4ctr"], 2024) != study.run_dir(t4["tf4ctr"], 2023)
+    assert study.cell(t4["tf4ctr"]) == study.cell(t3[("ser", "wsf")])
+    # The run directory is the CLI's own default name for that config (model-fingerprint).
+    config = study.config(t4["tf4ctr"], 2023)
+    assert study.run_dir(t4["tf4ctr"], 2023).name == default_run_dir(config).name
+    assert config.loss_name == "tf" and config.model.fusion == "wsf"
+    assert study.config(t2[("dcnv2", "focal")], 2023).loss_name == "focal"
+
+
+def test_cell_key_ignores_only_the_seed(study):
+    s = reproduce.table4_specs()["dnn"]
+    a, b = study.config(s, 2023).to_dict(), study.config(s, 2025).to_dict()
+    assert reproduce.cell_key(a) == reproduce.cell_key(b)
+    b["model"]["dropout"] = 0.3
+    assert reproduce.cell_key(a) != reproduce.cell_key(b)
+
+
+# -- cache hits ---------------------------------------------------------------------------------
+def test_second_invocation_trains_nothing_and_extra_seeds_go_to_the_best(tmp_path, monkeypatch):
+    aucs = {"tf4ctr": 0.987, "dcnv2": 0.9855, "dualmlp": 0.985}  # others 0.984
+    trained = []
+
+    def fake_train(self, s, seed):
+        trained.append((s.model, seed))
+        return _fake_run(self, s, seed, aucs.get(s.model, 0.984) + 1e-4 * (seed - 2023))
+
+    monkeypatch.setattr(Study, "train", fake_train)
+    argv = ["--dataset", "frappe", "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r")]
+    argv += ["--results", str(tmp_path / "frappe.md"), "--tables", "4"]
+    assert reproduce.main(argv) == 0
+    assert len(trained) == 9
+    trained.clear()
+    assert reproduce.main(argv) == 0
+    assert trained == []
+    assert reproduce.main([*argv, "--table4-seeds", "3"]) == 0
+    assert sorted(trained) == [("dcnv2", 2024), ("dcnv2", 2025), ("tf4ctr", 2024), ("tf4ctr", 2025)]
+    report = (tmp_path / "frappe.md").read_text()
+    assert "98.710 ± 0.010 (n=3)" in report  # TF4CTR, three seeds
+    assert "Best baseline by mean test AUC: DCNv2" in report
+
+
+@pytest.mark.slow
+def test_cached_cli_run_is_not_retrained(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    data = generated_criteo_dataset(tmp_path / "data", 1500, seed=2, min_count=1)
+    small = (
+        "model.simple_units=[8]",
+        "model.complex_units=[8]",
+        "train.max_epochs=1",
+        "train.batch_size=512",
+    )
+    study = Study("criteo", str(data), tmp_path / "runs", small)
+    s = reproduce.table4_specs()["dualmlp"]
+    run_dir = study.train(s, 2023)
+    assert study.cached(s, 2023)
+    mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    monkeypatch.setattr(subprocess, "run", None)  # a second training would fail
+    assert study.train(s, 2023) == run_dir
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == mtimes
+    assert [m["seed"] for m in study.index()[study.cell(s)]] == [2023]
+
+
+# -- report -------------------------------------------------------------------------------------
+def test_cells_show_mean_sample_std_and_n():
+    assert repro_report.fmt_cell([]) == "not run"
+    assert repro_report.fmt_cell([0.98]) == "98.000 (n=1)"
+    assert repro_report.fmt_cell([0.98, 0.982]) == "98.100 ± 0.141 (n=2)"  # sample std
+    assert repro_report.fmt_delta([0.9835], [0.98, 0.982]) == "+0.250"
+    assert repro_report.fmt_delta([0.9835], []) == "-"
+
+
+def test_report_from_hand_made_runs(study, tmp_path):
+    t2, t3, t5 = reproduce.table2_specs(), reproduce.table3_specs(), reproduce.table5_specs()
+    _fake_run(study, t2[("dualmlp", "bce")], 2023, 0.980)
+    _fake_run(study, t2[("dualmlp", "bce")], 2024, 0.982)
+    _fake_run(study, t2[("dualmlp", "tf")], 2023, 0.9835)
+    _fake_run(study, t3[("ser", "wsf")], 2023, 0.9870, gauc=0.9810)
+    _fake_run(study, t3[("gate", "sum")], 2023, 0.9875, gauc=0.9820)
+    _fake_run(study, t3[("shared", "sum")], 2023, 0.9860)
+    _fake_run(study, t5[("deepfm", True)], 2023, 0.9850)
+    _fake_run(study, reproduce.table4_specs()["deepfm"], 2023, 0.9840)
+    args = reproduce.build_parser().parse_args(["--dataset", "frappe"])
+    path = tmp_path / "frappe.md"
+    path.write_text("# Frappe results\n\n<!-- parity:begin -->\nkept\n<!-- parity:end -->\n")
+    repro_report.write_report(study, path, args)
+    text = path.read_text()
+    assert "<!-- parity:begin -->\nkept\n<!-- parity:end -->" in text
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in text.splitlines()}
+    base = rows[("DualMLP", "Log loss (base)")]
+    assert "98.100 ± 0.141 (n=2)" in base and "| 98.37 |" in base
+    tf_row = rows[("DualMLP", "TF loss")]
+    assert "98.350 (n=1) | +0.250 |" in tf_row and "| 98.55 | +0.18 |" in tf_row
+    assert "| DualMLP | Focal | not run | - |" in text
+    t3_rows = [line for line in text.splitlines() if line.startswith("| GM |")]
+    assert "**98.750** | **98.200**" in t3_rows[0]  # best cell bold
+    assert "**" not in [line for line in text.splitlines() if line.startswith("| SER |")][0]
+    assert "gain over Share + Sum: +0.150" in text
+    assert "| DeepFM | 98.400 (n=1) | 98.500 (n=1) | +0.100 | 98.37 | 98.54 | +0.17 |" in text
+    assert "Two-tailed Welch t-test: not possible with n < 2" in text
+    assert "not run: `python benchmarks/reproduce.py --dataset frappe --tables 6`" in text
+    missing = re.search(r"(\d+) cell\(s\) are not run yet", text)
+    assert missing and int(missing.group(1)) > 10
+
+
+def test_welch_t_test_equals_scipy():
+    a, b = [0.9877, 0.9875, 0.9880], [0.9859, 0.9862, 0.9855]
+    ours = repro_report.welch(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert math.isclose(ours["t"], ref.statistic) and math.isclose(ours["p"], ref.pvalue)
+    assert ours["n"] == (3, 3)
+    assert repro_report.welch([0.98], b) is None
+
+
+def test_t_test_text_in_table4(study):
+    t4 = reproduce.table4_specs()
+    for seed, (ours, theirs) in zip(
+        (2023, 2024, 2025), ((0.9877, 0.9859), (0.9875, 0.9862), (0.9880, 0.9855)), strict=True
+    ):
+        _fake_run(study, t4["tf4ctr"], seed, ours)
+        _fake_run(study, t4["dualmlp"], seed, theirs)
+    _fake_run(study, t4["dnn"], 2023, 0.9850)
+    report = repro_report.Report(study, study.index())
+    text = report.ttest_text(report.table4_data())
+    p = stats.ttest_ind([0.9877, 0.9875, 0.9880], [0.9859, 0.9862, 0.9855], equal_var=False)
+    assert (
+        f"p = {p.pvalue:.3g} (n = 3 vs 3)" in text
+        and "Best baseline by mean test AUC: DualMLP" in text
+    )
+
+
+# -- Figure 10 ----------------------------------------------------------------------------------
+def test_difficulty_classes_by_probability_of_the_true_label():
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
+    probs = np.array([0.1, 0.3, 0.59, 0.95, 0.9, 0.69, 0.4, 0.2, 0.05])
+    # positives p_t = p: 0.1 mis, 0.3 poorly, 0.59 poorly, 0.95 well
+    # negatives p_t = 1 - p: 0.1 mis, 0.31 poorly, 0.6 well, 0.8 well, 0.95 well
+    assert repro_experiments.difficulty_counts(labels, probs) == {
+        "positive": {"misclassified": 1, "poorly": 2, "well": 1},
+        "negative": {"misclassified": 1, "poorly": 1, "well": 3},
+    }
+
+
+# -- Figure 5 -----------------------------------------------------------------------------------
+def _tiny_sum_model():
+    from tf4ctr_keras import build_model
+
+    model = build_model(
+        "tf4ctr",
+        {"a": 7, "b": 5, "c": 3},
+        fusion="sum",
+        simple_units=[4],
+        complex_units=[6],
+        embedding_dim=4,
+        seed=3,
+    )
+    rng = np.random.default_rng(0)
+    x = {k: tf.constant(rng.integers(0, v, size=8)) for k, v in (("a", 7), ("b", 5), ("c", 3))}
+    y = tf.constant([1, 0, 0, 1, 0, 0, 1, 0], dtype=tf.float32)
+    return model, x, y
+
+
+def _tf_loss_np(y, z, alpha, c, gamma):
+    """The TF loss written independently in float64 numpy (two-sided p_t, mean over batch)."""
+    p = 1.0 / (1.0 + np.exp(-z))
+    y2 = y[:, None]
+    p_t = y2 * p + (1 - y2) * (1 - p)
+    bce = -(y2 * np.log(p) + (1 - y2) * np.log(1 - p))
+    simple = (c + p_t[:, 0]) ** gamma * bce[:, 0]
+    complex_ = ((2 - c) - p_t[:, 1]) ** gamma * bce[:, 1]
+    return np.mean(alpha * simple + (1 - alpha) * complex_)
+
+
+def _bce_sum_np(y, z):
+    p = 1.0 / (1.0 + np.exp(-z.sum(axis=1)))
+    return np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def test_logit_gradients_of_log_loss_equal_the_analytic_ones():
+    import keras
+
+    model, x, y = _tiny_sum_model()
+    out = model(x, training=False)
+    twin = out["twin_logits"].numpy()
+    # With sum fusion the model's ctr is sigmoid(z_s + z_c) of its twin logits.
+    np.testing.assert_allclose(
+        out["ctr"].numpy().ravel(), tf.sigmoid(twin.sum(1)).numpy(), rtol=1e-6
+    )
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    grads = repro_experiments.logit_gradient_step(
+        model, keras.optimizers.Adam(1e-3), x, y, None, apply=False
+    ).numpy()
+    z = model(x, training=True)["twin_logits"].numpy()  # no dropout, BN: training stats
+    expected = (1.0 / (1.0 + np.exp(-z.sum(1))) - y.numpy()) / len(z)
+    np.testing.assert_allclose(grads[:, 0], expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(grads[:, 1], expected, rtol=1e-4, atol=1e-7)
+    assert all(
+        np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights, strict=True)
+    )
+
+
+def test_logit_gradients_with_tf_loss_equal_finite_differences():
+    import keras
+
+    from tf4ctr_keras.losses import TwinFocusLoss
+
+    model, x, y = _tiny_sum_model()
+    alpha, c, gamma = 0.25, 0.7, 1.0
+    optimizer = keras.optimizers.Adam(1e-3)
+    z = model(x, training=True)["twin_logits"].numpy().astype(np.float64)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    grads = repro_experiments.logit_gradient_step(
+        model, optimizer, x, y, TwinFocusLoss(alpha, c, gamma)
+    ).numpy()
+    yn = y.numpy().astype(np.float64)
+
+    def total(zz):
+        return _bce_sum_np(yn, zz) + _tf_loss_np(yn, zz, alpha, c, gamma)
+
+    numeric = np.zeros_like(z)
+    eps = 1e-6
+    for i in range(z.shape[0]):
+        for j in range(2):
+            up, down = z.copy(), z.copy()
+            up[i, j] += eps
+            down[i, j] -= eps
+            numeric[i, j] = (total(up) - total(down)) / (2 * eps)
+    np.testing.assert_allclose(grads, numeric, rtol=1e-3, atol=1e-6)
+    assert not np.allclose(grads[:, 0], grads[:, 1])  # the TF loss splits the towers' signals
+    assert any(
+        not np.array_equal(a, w.numpy())
+        for a, w in zip(before, model.trainable_weights, strict=True)
+    )
+
+
+def test_figures_are_drawn_from_cached_json(tmp_path):
+    counts = {
+        "epochs": 2,
+        "thresholds": [0.3, 0.6],
+        "models": {
+            m: {
+                split: [
+                    {
+                        lab: {"misclassified": 1, "poorly": 2, "well": 3}
+                        for lab in ("positive", "negative")
+                    }
+                ]
+                * 2
+                for split in ("valid", "test")
+            }
+            for m in ("dualmlp", "tf4ctr")
+        },
+    }
+    repro_experiments.plot_fig10(counts, tmp_path / "f10.png")
+    norms = {
+        "batch_size": 10,
+        "runs": {k: {"z_s": [0.1, 0.2], "z_c": [0.3, 0.1]} for k in ("ctr", "ctr_tf")},
+    }
+    repro_experiments.plot_fig5(norms, tmp_path / "f5.png")
+    for name in ("f10.png", "f5.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
