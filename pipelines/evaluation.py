@@ -21,11 +21,20 @@ class SplitEvaluator:
     Args:
         dataset: a ``tf.data.Dataset`` of ``(features, label)`` in deterministic order.
         group_key: feature whose ids define gAUC groups (the user field), or None.
+        predict_fn: ``(model, features_dataset) -> probabilities``; default ``model.predict``
+            (multi-worker training passes a local forward pass: ``predict`` would shard the
+            split across the workers).
     """
 
-    def __init__(self, dataset: tf.data.Dataset, group_key: str | None = None) -> None:
+    def __init__(
+        self,
+        dataset: tf.data.Dataset,
+        group_key: str | None = None,
+        predict_fn: Callable[[keras.Model, tf.data.Dataset], np.ndarray] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.group_key = group_key
+        self.predict_fn = predict_fn
         labels, groups = [], []
         batches = 0
         for features, label in dataset:
@@ -43,7 +52,10 @@ class SplitEvaluator:
         )
 
     def predict(self, model: keras.Model) -> np.ndarray:
-        outputs = model.predict(self._features, verbose=0)
+        if self.predict_fn is not None:
+            outputs = self.predict_fn(model, self._features)
+        else:
+            outputs = model.predict(self._features, verbose=0)
         ctr = outputs[CTR_OUTPUT] if isinstance(outputs, dict) else outputs
         ctr = np.asarray(ctr, dtype=np.float64).reshape(-1)
         if ctr.shape != self.labels.shape:

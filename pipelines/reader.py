@@ -51,6 +51,8 @@ def make_dataset(
     num_parallel_reads: int = tf.data.AUTOTUNE,
     cache: bool = False,
     shuffle_buffer: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tf.data.Dataset:
     """Batches of ``(features, label)`` from a prepared split.
 
@@ -70,6 +72,9 @@ def make_dataset(
         cache: cache the serialized records in memory after the first epoch.
         shuffle_buffer: records in the shuffle buffer (default ``min(rows, 262144)``: the whole
             split for Frappe-sized data).
+        num_shards, shard_index: read only the split's files ``shard_index::num_shards`` (one
+            worker's part in multi-worker training); the split needs at least ``num_shards``
+            files.
 
     Returns:
         ``tf.data.Dataset`` of ``(features, label)``: ``features`` maps each field to an int64
@@ -79,8 +84,17 @@ def make_dataset(
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: `batch_size={batch_size}`")
     files = manifest.shard_paths(split)
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"`shard_index` must be in [0, {num_shards}). Received: {shard_index}")
+    if num_shards > len(files):
+        raise ValueError(
+            f"Split {split!r} of {manifest.directory} has {len(files)} file(s); it cannot be "
+            f"split into {num_shards} file shards."
+        )
+    all_files = len(files)
+    files = files[shard_index::num_shards]
     shuffle = (split == "train") if shuffle is None else bool(shuffle)
-    rows = manifest.splits[split].rows
+    rows = -(-manifest.splits[split].rows * len(files) // all_files)  # about, for the buffer
     spec = feature_spec(manifest)
     label_key = manifest.label_key
 

@@ -29,9 +29,10 @@ DATASETS = ("criteo", "frappe", "movielenslatest", "ml-1m", "kkbox")
 LOSSES = ("auto", "tf", "bce", "focal", "rce")
 MONITORS = ("auc", "auc+gauc", "gauc")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# tf.distribute strategies `fit` runs under ("default": one device). Multi-worker training is
-# not offered yet: Keras 3 `fit` does not run under MultiWorkerMirroredStrategy (#20585).
-STRATEGIES = ("default", "mirrored")
+# tf.distribute strategies: "default" (one device) and "mirrored" (this host's devices) run
+# `fit`; "multi_worker" (MultiWorkerMirroredStrategy, TF_CONFIG) runs pipelines.distributed's
+# custom step, because Keras 3 `fit` does not run under it (keras-team/keras#20585).
+STRATEGIES = ("default", "mirrored", "multi_worker")
 TF4CTR_ONLY = (
     "selector",
     "fusion",
@@ -319,6 +320,16 @@ def resolve_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Reference config of the dataset <- user YAML <- overrides, validated."""
+    return RunConfig.from_dict(raw_config(dataset, config_path, overrides))
+
+
+def raw_config(
+    dataset: str | None,
+    config_path: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The layered configuration as a plain dict, not yet validated (validation builds a probe
+    model, which multi-worker training must not do before its strategy exists)."""
     user = load_yaml(config_path) if config_path else {}
     dataset = dataset or user.get("dataset")
     if dataset is None:
@@ -331,4 +342,4 @@ def resolve_config(
     raw["dataset"] = dataset
     for dotted, value in (overrides or {}).items():
         apply_override(raw, dotted, value)
-    return RunConfig.from_dict(raw)
+    return raw

@@ -57,6 +57,8 @@ class ReferenceSchedule(keras.callbacks.Callback):
         min_lr: LR floor. Default 1e-6.
         min_delta: improvement needed to count as better. Default 1e-6.
         checkpoint_dir: where to write resumable state each epoch (None: no files).
+        write_checkpoints: False reads ``checkpoint_dir`` on :meth:`restore` but never writes
+            it (the non-chief workers of multi-worker training). Default True.
 
     After training: ``best_epoch`` (1-based), ``best_score``, ``history`` (per-epoch dicts with
     the validation metrics, the LR used, and train/eval seconds).
@@ -71,6 +73,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
         min_lr: float = 1e-6,
         min_delta: float = 1e-6,
         checkpoint_dir: str | Path | None = None,
+        write_checkpoints: bool = True,
     ) -> None:
         super().__init__()
         self.evaluate = evaluate
@@ -80,6 +83,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
         self.min_lr = min_lr
         self.min_delta = min_delta
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.write_checkpoints = bool(write_checkpoints) and self.checkpoint_dir is not None
         self.best_score = -math.inf
         self.best_epoch = 0
         self.wait = 0
@@ -118,7 +122,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
 
     # -- callback hooks -----------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        if self.checkpoint_dir is not None:
+        if self.write_checkpoints:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -144,7 +148,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch, self.wait = score, epoch + 1, 0
             self._best_weights = [np.array(v) for v in self.model.weights]
-            if self.checkpoint_dir is not None:
+            if self.write_checkpoints:
                 _atomic_save_weights(self.model, self.checkpoint_dir / BEST_WEIGHTS)
             verdict = "improved"
         else:
@@ -168,7 +172,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
             eval_seconds,
         )
         log.info("epoch %d: %s", epoch + 1, verdict)
-        if self.checkpoint_dir is not None:
+        if self.write_checkpoints:
             self._save_state(epoch + 1)
 
     def on_train_end(self, logs=None):

@@ -35,6 +35,7 @@ from pipelines.run_config import (
     ConfigError,
     RunConfig,
     parse_override,
+    raw_config,
     resolve_config,
 )
 
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         choices=STRATEGIES,
-        help="default (one device) or mirrored (all devices of this host)",
+        help="default (one device), mirrored (all devices of this host) or multi_worker "
+        "(several hosts, configured by TF_CONFIG; see README)",
     )
     p.add_argument("--quiet", action="store_true", help="logs only, no progress bar")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory")
@@ -135,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return resolve_config(args.dataset, args.config, overrides_from_args(args))
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag, None)
@@ -145,7 +151,28 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for item in args.set:
         key, value = parse_override(item)
         overrides[key] = value
-    return resolve_config(args.dataset, args.config, overrides)
+    return overrides
+
+
+def start_multi_worker(args: argparse.Namespace):
+    """Creates MultiWorkerMirroredStrategy when the run asks for it, before anything else runs
+    TensorFlow (collective ops are configured at program start); returns the cluster role or
+    None."""
+    raw = raw_config(args.dataset, args.config, overrides_from_args(args))
+    if raw.get("train", {}).get("strategy") != "multi_worker":
+        return None
+    from pipelines.distributed import cluster_role, multi_worker_strategy
+
+    role = cluster_role()
+    data = raw.get("data", {}).get("path")
+    if not data or not (Path(data) / "manifest.json").is_file():
+        raise ConfigError(
+            "--strategy multi_worker trains on a prepared dataset directory (with "
+            "manifest.json) on storage every worker reads; prepare it once with "
+            f"`python -m pipelines.prepare` and pass it as --data (got {data!r})."
+        )
+    multi_worker_strategy()
+    return role
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -158,8 +185,11 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> bool:
-    """Creates or checks the run directory; returns True when the run already finished."""
+def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool, write: bool = True) -> bool:
+    """Creates or checks the run directory; returns True when the run already finished.
+    With ``write=False`` (a non-chief worker) it only reads: the chief creates the directory."""
+    if not write:
+        return (run_dir / METRICS_FILE).exists()
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     resolved = yaml.safe_dump(config.to_dict(), sort_keys=False)
@@ -187,12 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        role = start_multi_worker(args)
         config = config_from_args(args)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
         from pipelines.data import resolve_dataset  # heavy imports after argument checks
 
         dataset_dir = resolve_dataset(config)
-        finished = prepare_run_dir(run_dir, config, args.overwrite)
+        write = role is None or role.is_chief
+        finished = prepare_run_dir(run_dir, config, args.overwrite and write, write)
     except (ConfigError, FileNotFoundError) as error:
         log.error("%s", error)
         return 2
@@ -208,7 +240,18 @@ def main(argv: list[str] | None = None) -> int:
 
     verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)
     start = time.time()
-    metrics = train(config, dataset_dir, run_dir, verbose=verbose)
+    try:
+        metrics = train(config, dataset_dir, run_dir, verbose=verbose)
+    except ConfigError as error:
+        log.error("%s", error)
+        return 2
+    except RuntimeError as error:
+        from pipelines.distributed import WorkerFailure
+
+        if not isinstance(error, WorkerFailure):
+            raise
+        log.error("%s", error)
+        return 3
     log.info(
         "done in %.0fs: valid %s, test %s -> %s",
         time.time() - start,

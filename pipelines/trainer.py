@@ -78,6 +78,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
     """Trains with the reference schedule and writes the run directory; returns the metrics."""
+    if config.train.strategy == "multi_worker":
+        from pipelines.distributed import train_multi_worker
+
+        return train_multi_worker(config, dataset_dir, run_dir, verbose=verbose)
     run_dir = Path(run_dir)
     manifest = load_manifest(dataset_dir)
     t = config.train

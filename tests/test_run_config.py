@@ -65,7 +65,7 @@ def test_round_trip_through_dict_and_stable_fingerprint():
         ({"model.fusion": "wfs"}, "Unknown fusion"),
         ({"train.monitor": "loss"}, "train.monitor"),
         ({"train.precision": "fp16"}, "train.precision"),
-        ({"train.strategy": "multi_worker"}, "`train.strategy` must be one of"),
+        ({"train.strategy": "parameter_server"}, "`train.strategy` must be one of"),
         ({"model.name": "dnn", "loss.name": "tf"}, "two towers"),
         ({"model.encoder_options.cross_layer": 2}, "cross_layer"),
     ],
