@@ -18,6 +18,7 @@ from tf4ctr_keras.layers.interactions import (
     MultiHeadSelfAttention,
 )
 from tf4ctr_keras.layers.mlp_block import MLPBlock
+from tf4ctr_keras.layers.normalization import FusedBatchNormalization
 from tf4ctr_keras.layers.sample_selection import (
     SELECTORS,
     GatedSampleSelector,
@@ -35,6 +36,7 @@ __all__ = [
     "CrossNetworkV2",
     "FactorizationMachine",
     "FieldEmbedding",
+    "FusedBatchNormalization",
     "GatedSampleSelector",
     "GumbelVotingFusion",
     "LinearLogit",
