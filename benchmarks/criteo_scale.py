@@ -422,7 +422,7 @@ def render(args, gen: dict, prep: dict, reader: dict, stream: dict, memory: dict
     plateau = growth <= max(50.0, 0.05 * at[0.5])
     lines.append(
         f"Memory: preprocessing RSS went {_mb(at[0.1])} -> {_mb(at[0.5])} -> {_mb(at[0.9])} at "
-        f"10/50/90 % of the run ({growth:+,.0f} MB between 50 % and 90 %): "
+        f"10/50/90 % of the `prepare` call ({growth:+,.0f} MB between 50 % and 90 %): "
         + (
             "it plateaus once the vocabularies saturate, i.e. it does not grow with rows."
             if plateau
@@ -440,6 +440,7 @@ def render(args, gen: dict, prep: dict, reader: dict, stream: dict, memory: dict
         + f" the reader alone delivers {reader['samples_per_s'] / memory['samples_per_s']:.1f}x "
         "what the model consumes."
     )
+    lines.extend(args.note)
     lines.append(
         "Load: the machine was shared with other jobs (load averages above, on "
         f"{os.cpu_count()} cores), so every rate is a lower bound and comparisons between stages "
@@ -466,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--results", default=str(ROOT / "benchmarks" / "results" / "criteo_speed.md")
+    )
+    parser.add_argument(
+        "--note", action="append", default=[], help="extra interpretation line (repeatable)"
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
