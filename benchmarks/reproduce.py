@@ -15,7 +15,8 @@ After every finished run the report ``benchmarks/results/<dataset>.md`` (and its
 rebuilt from the cache; cells without runs say "not run".
 
 Table IV: every model gets ``--seeds`` seeds; TF4CTR and the best baseline (by mean test AUC in
-the cache) get ``--table4-seeds`` seeds for the two-tailed Welch t-test.
+the cache), with any baseline within ``--table4-margin`` of it, get ``--table4-seeds`` seeds for
+the two-tailed Welch t-test.
 """
 
 from __future__ import annotations
@@ -189,18 +190,19 @@ def seeds(n: int) -> list[int]:
     return list(range(FIRST_SEED, FIRST_SEED + n))
 
 
-def best_baseline(study: Study, index: dict | None = None) -> str | None:
-    """The Table IV baseline with the best mean test AUC among cached runs."""
+def best_baselines(study: Study, margin: float = 0.0, index: dict | None = None) -> list[str]:
+    """The Table IV baseline with the best mean test AUC among cached runs, and those within
+    ``margin`` (AUC) of it, best first."""
     index = study.index() if index is None else index
-    best, best_auc = None, -1.0
+    means = {}
     for model, s in table4_specs().items():
         runs = index.get(study.cell(s), [])
-        if model == "tf4ctr" or not runs:
-            continue
-        auc = sum(r["test"]["auc"] for r in runs) / len(runs)
-        if auc > best_auc:
-            best, best_auc = model, auc
-    return best
+        if model != "tf4ctr" and runs:
+            means[model] = sum(r["test"]["auc"] for r in runs) / len(runs)
+    if not means:
+        return []
+    top = max(means.values())
+    return sorted((m for m, v in means.items() if v >= top - margin), key=lambda m: -means[m])
 
 
 def plan(study: Study, table: str, n_seeds: int, n_table4: int) -> list[tuple[str, Spec, int]]:
@@ -221,13 +223,15 @@ def plan(study: Study, table: str, n_seeds: int, n_table4: int) -> list[tuple[st
     return out
 
 
-def plan_table4_extra(study: Study, n_seeds: int, n_table4: int) -> list[tuple[str, Spec, int]]:
-    """Seeds beyond ``n_seeds`` for TF4CTR and the best cached baseline (planned after the
-    first seeds of every model ran, so the best baseline is known)."""
+def plan_table4_extra(
+    study: Study, n_seeds: int, n_table4: int, margin: float = 0.0
+) -> list[tuple[str, Spec, int]]:
+    """Seeds beyond ``n_seeds`` for TF4CTR and the best cached baseline(s) (planned after the
+    first seeds of every model ran, so the best baseline is known); baselines within
+    ``margin`` AUC of the best get them too, as a single seed cannot tell them apart."""
     if n_table4 <= n_seeds:
         return []
-    best = best_baseline(study)
-    extra = ["tf4ctr"] + ([best] if best else [])
+    extra = ["tf4ctr", *best_baselines(study, margin)]
     return [(m, table4_specs()[m], seed) for seed in seeds(n_table4)[n_seeds:] for m in extra]
 
 
@@ -246,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--table4-seeds",
         type=int,
         help="seeds for TF4CTR and the best baseline in Table IV (default --seeds)",
+    )
+    p.add_argument(
+        "--table4-margin",
+        type=float,
+        default=0.0005,
+        help="baselines within this AUC of the best also get --table4-seeds (default 0.0005)",
     )
     p.add_argument("--tables", nargs="+", default=list(ALL_TABLES), choices=ALL_TABLES)
     p.add_argument("--runs", help="cache root (default runs/reproduce/<dataset>)")
@@ -345,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             study, table, plan(study, table, args.seeds, args.table4_seeds), args, seen, failures
         )
         if table == "4":
-            extra = plan_table4_extra(study, args.seeds, args.table4_seeds)
+            extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
             execute(study, table, extra, args, seen, failures)
     if not args.dry_run:
         rebuild_report(study, args)
