@@ -314,7 +314,8 @@ def stage_prepare(raw: Path, workdir: Path, rows: int, every: float, force: bool
 def count_pass_end(log: Path, started_at: float) -> float | None:
     """Seconds from the child's start to the end of pass 1 (count), from its log line."""
     for line in log.read_text(errors="replace").splitlines():
-        if " INFO Pass 1 (count): " in line:
+        # The pass's closing line ("... N train rows in X s"), not its progress lines.
+        if " INFO Pass 1 (count): " in line and " train rows in " in line:
             stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
             return stamp - started_at
     return None
@@ -501,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     saved = workdir / f"results_{args.rows}.json"
     if args.report_only:
         r = json.loads(saved.read_text())
+        log = workdir / f"prepare_{args.rows}.log"
+        if log.exists():  # re-read: earlier versions matched the pass's progress lines
+            r["prepare"]["count_pass_end_s"] = count_pass_end(log, r["prepare"]["started_at"])
         text = render(args, r["generate"], r["prepare"], r["reader"], r["stream"], r["memory"])
         replace_section(Path(args.results), "criteo_scale", text, title="# Criteo-scale results")
         print(text)

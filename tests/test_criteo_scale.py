@@ -41,7 +41,8 @@ def test_prepare_window_excludes_child_start_up(tmp_path):
     # The child started at t=1000 (epoch); prepare itself started 8 s later and ran 20 s.
     log = tmp_path / "prepare.log"
     stamp = datetime.fromtimestamp(1000.0 + 12.5).strftime("%Y-%m-%d %H:%M:%S,%f")[:23]
-    log.write_text(f"noise\n{stamp} INFO Pass 1 (count): 240419 train rows in 4.5 s\n")
+    progress = "2000-01-01 00:00:00,000 INFO Pass 1 (count): raw.txt.gz line 1032252 (9 s)"
+    log.write_text(f"{progress}\n{stamp} INFO Pass 1 (count): 240419 train rows in 4.5 s\n")
     end = count_pass_end(log, 1000.0)
     assert end == pytest.approx(12.5, abs=1e-3)
     prep = {
