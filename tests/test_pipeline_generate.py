@@ -48,6 +48,27 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert plain.startswith((tmp_path / "d.txt").read_bytes())
 
 
+def test_a_killed_generation_leaves_no_file_at_the_path(tmp_path, monkeypatch):
+    from pipelines.generate import CriteoGenerator
+
+    real_block = CriteoGenerator.block
+
+    def dies_after_one_block(self, index, n):
+        if index == 1:
+            raise KeyboardInterrupt  # as if the process were stopped mid-file
+        return real_block(self, index, n)
+
+    monkeypatch.setattr(CriteoGenerator, "block", dies_after_one_block)
+    out = tmp_path / "train.txt.gz"
+    with pytest.raises(KeyboardInterrupt):
+        generate_criteo(str(out), 3 * BLOCK_ROWS, seed=1)
+    assert not out.exists()  # only the .partial file, which nothing reads as data
+    monkeypatch.setattr(CriteoGenerator, "block", real_block)
+    generate_criteo(str(out), 10, seed=1)
+    assert gzip.decompress(out.read_bytes()).count(b"\n") == 10
+    assert not (tmp_path / "train.txt.gz.partial").exists()
+
+
 @pytest.mark.slow
 def test_a_model_trained_on_generated_data_learns(tmp_path):
     raw = generate_criteo(str(tmp_path / "train.txt.gz"), 100_000, seed=11)
