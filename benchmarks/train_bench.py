@@ -7,13 +7,12 @@ this measures the model's consumption rate (the reader's rate is in `pipeline_be
 Settings are interleaved, TF4CTR and DNN back to back, and the TF4CTR/DNN time ratio is printed
 per setting (the paper reports 1.30x; the target is at most 1.15x).
 
-    python benchmarks/train_bench.py [--steps 20] [--settings float32 float32+fusedbn ...]
+    python benchmarks/train_bench.py [--steps 20] [--settings float32 float32+xla ...]
     python benchmarks/train_bench.py --ablation      # where a step's time goes
 
-A setting is a precision plus optional ``+xla`` (XLA-compiled step) and ``+fusedbn``
-(``MLPBlock`` towers normalise with :class:`FusedBatchNormalization`; without it, Keras'
-``BatchNormalization``). Besides wall-clock samples/s it records the process's CPU seconds
-per step (user + system), which a shared machine disturbs less than wall time.
+A setting is a precision plus optional ``+xla`` (XLA-compiled step). Besides wall-clock
+samples/s it records the process's CPU seconds per step (user + system), which a shared
+machine disturbs less than wall time.
 ``--ablation`` removes one part at a time (TF loss, dropout, BatchNorm, simple tower) and
 prints CPU ms per step, to show what TF4CTR's extra time is made of.
 
@@ -76,14 +75,8 @@ def main() -> None:
     p.add_argument(
         "--settings",
         nargs="+",
-        default=[
-            "float32",
-            "float32+fusedbn",
-            "float32+xla+fusedbn",
-            "mixed_bfloat16",
-            "mixed_bfloat16+fusedbn",
-        ],
-        help="precision[+xla][+fusedbn] combinations",
+        default=["float32", "float32+xla", "mixed_bfloat16"],
+        help="precision[+xla] combinations",
     )
     p.add_argument("--repeats", type=int, default=1, help="interleaved repetitions (median)")
     p.add_argument("--ablation", action="store_true", help="CPU ms/step per removed part")
@@ -94,7 +87,6 @@ def main() -> None:
     import tensorflow as tf
 
     from tf4ctr_keras import TwinFocusLoss, build_model
-    from tf4ctr_keras.layers import MLPBlock
 
     vocab = criteo_vocab()
     rng = np.random.default_rng(0)
@@ -106,7 +98,6 @@ def main() -> None:
         """(samples/s, CPU ms per step) of `fit` steps on in-memory batches."""
         precision, *flags = setting.split("+")
         keras.mixed_precision.set_dtype_policy(precision)
-        MLPBlock.fused_batch_norm_default = "fusedbn" in flags
         keras.utils.set_random_seed(0)
         kwargs = dict(
             complex_units=[400, 400, 400], embedding_dim=16, embedding_l2=1e-5, dropout=0.2
@@ -130,12 +121,11 @@ def main() -> None:
         model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
         seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         keras.mixed_precision.set_dtype_policy("float32")
-        MLPBlock.fused_batch_norm_default = False
         return args.steps * BATCH / seconds, 1000 * cpu / args.steps
 
     load = os.getloadavg()[0]
     if args.ablation:
-        setting = args.settings[0] if len(args.settings) == 1 else "float32+fusedbn"
+        setting = args.settings[0] if len(args.settings) == 1 else "float32"
         cpu_ms = {name: [] for name in VARIANTS}
         for _ in range(args.repeats):
             for name, (model_name, loss_name, overrides) in VARIANTS.items():

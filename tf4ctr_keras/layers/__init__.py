@@ -18,7 +18,6 @@ from tf4ctr_keras.layers.interactions import (
     MultiHeadSelfAttention,
 )
 from tf4ctr_keras.layers.mlp_block import MLPBlock
-from tf4ctr_keras.layers.normalization import FusedBatchNormalization
 from tf4ctr_keras.layers.sample_selection import (
     SELECTORS,
     GatedSampleSelector,
@@ -36,7 +35,6 @@ __all__ = [
     "CrossNetworkV2",
     "FactorizationMachine",
     "FieldEmbedding",
-    "FusedBatchNormalization",
     "GatedSampleSelector",
     "GumbelVotingFusion",
     "LinearLogit",

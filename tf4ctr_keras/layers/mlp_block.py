@@ -7,7 +7,6 @@ import math
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.normalization import FusedBatchNormalization
 from tf4ctr_keras.layers.utils import build_once, derive_seed
 from tf4ctr_keras.registry import check_range, check_units, register
 
@@ -36,10 +35,6 @@ class MLPBlock(keras.layers.Layer):
             the block ends after the last hidden layer, including its BN/activation/dropout.
         output_activation: activation of the output layer, if any. Default None (linear).
         seed: optional int; each Dense and Dropout gets a distinct seed derived from it.
-        fused_batch_norm: train BatchNorm with TensorFlow's fused kernel
-            (:class:`FusedBatchNormalization`: same weights and results up to rounding, fewer
-            ops). Default None: the class attribute ``MLPBlock.fused_batch_norm_default``
-            (which ``benchmarks/train_bench.py`` flips to measure both kernels in one run).
 
     Input: ``(batch, ...)`` float. Output: ``(batch, hidden_units[-1])`` or
     ``(batch, output_dim)``.
@@ -48,8 +43,6 @@ class MLPBlock(keras.layers.Layer):
         >>> MLPBlock([400, 400], dropout=0.2)(np.zeros((8, 10, 16))).shape
         (8, 400)
     """
-
-    fused_batch_norm_default = False
 
     def __init__(
         self,
@@ -62,7 +55,6 @@ class MLPBlock(keras.layers.Layer):
         output_dim: int | None = None,
         output_activation: str | None = None,
         seed: int | None = None,
-        fused_batch_norm: bool | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,12 +75,6 @@ class MLPBlock(keras.layers.Layer):
         self.output_dim = output_dim
         self.output_activation = output_activation
         self.seed = seed
-        if fused_batch_norm is None:
-            fused_batch_norm = MLPBlock.fused_batch_norm_default
-        self.fused_batch_norm = bool(fused_batch_norm)
-        norm_class = (
-            FusedBatchNormalization if self.fused_batch_norm else keras.layers.BatchNormalization
-        )
 
         self.dense_layers = []
         self.norm_layers = []
@@ -105,7 +91,7 @@ class MLPBlock(keras.layers.Layer):
             )
             if self.batch_norm:
                 self.norm_layers.append(
-                    norm_class(
+                    keras.layers.BatchNormalization(
                         momentum=self.bn_momentum,
                         epsilon=self.bn_epsilon,
                         dtype=self.dtype_policy,
@@ -172,6 +158,5 @@ class MLPBlock(keras.layers.Layer):
             output_dim=self.output_dim,
             output_activation=self.output_activation,
             seed=self.seed,
-            fused_batch_norm=self.fused_batch_norm,
         )
         return config
