@@ -36,6 +36,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
 
+from benchmarks.repro_archive import ARCHIVE, archive_runs, restore_runs  # noqa: E402
+
 FIRST_SEED = 2023
 ALL_TABLES = ("4", "2", "3", "5", "fig10", "fig5", "6")
 
@@ -261,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", help="cache root (default runs/reproduce/<dataset>)")
     p.add_argument("--results", help="report path (default benchmarks/results/<dataset>.md)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report, train nothing")
+    p.add_argument(
+        "--archive",
+        help="archive of finished runs (config, metrics, history) restored at start and "
+        "updated after every run (default benchmarks/results/runs/<dataset>, committed, when "
+        "--runs is not given)",
+    )
+    p.add_argument("--no-archive", action="store_true", help="neither restore nor archive")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are cached")
     p.add_argument(
         "--set",
@@ -289,9 +298,23 @@ def results_path(args: argparse.Namespace) -> Path:
     return REPO / "benchmarks" / "results" / f"{args.dataset}.md"
 
 
+def archive_dir(study: Study, args: argparse.Namespace) -> Path | None:
+    """Where finished runs are archived for git: ``--archive``, else the committed
+    ``benchmarks/results/runs/<dataset>`` when the cache is the default one; None with
+    ``--no-archive`` or a custom ``--runs`` (a scratch study must not touch the archive)."""
+    if args.no_archive:
+        return None
+    if args.archive:
+        return Path(args.archive)
+    return None if args.runs else ARCHIVE / study.dataset
+
+
 def rebuild_report(study: Study, args: argparse.Namespace) -> None:
     from benchmarks.repro_report import write_report
 
+    archive = archive_dir(study, args)
+    if archive is not None:
+        archive_runs(study.runs, archive)
     try:
         write_report(study, results_path(args), args)
     except Exception as error:  # a report bug must not stop the compute
@@ -328,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
     study = make_study(args)
+    archive = archive_dir(study, args)
+    if archive is not None:  # runs finished in an earlier checkout count as cached
+        restored = restore_runs(archive, study.runs)
+        if restored:
+            print(f"restored {len(restored)} archived result(s) from {archive}", flush=True)
     if args.report_only:
         rebuild_report(study, args)
         return 0

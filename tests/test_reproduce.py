@@ -41,6 +41,7 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
         "model": s.model,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "history.json").write_text("[]")
     return run_dir
 
 
@@ -108,6 +109,25 @@ def test_second_invocation_trains_nothing_and_extra_seeds_go_to_the_best(tmp_pat
     report = (tmp_path / "frappe.md").read_text()
     assert "98.710 ± 0.010 (n=3)" in report  # TF4CTR, three seeds
     assert "Best baseline by mean test AUC: DCNv2" in report
+
+
+def test_archive_restores_finished_runs_into_a_fresh_cache(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_train(self, s, seed):
+        trained.append((s.model, seed))
+        return _fake_run(self, s, seed, 0.984)
+
+    monkeypatch.setattr(Study, "train", fake_train)
+    argv = ["--dataset", "frappe", "--data", str(tmp_path / "d"), "--tables", "4"]
+    argv += ["--results", str(tmp_path / "frappe.md"), "--archive", str(tmp_path / "archive")]
+    assert reproduce.main([*argv, "--runs", str(tmp_path / "r1")]) == 0
+    assert len(trained) == 9 and len(list((tmp_path / "archive").iterdir())) == 9
+    trained.clear()
+    # A fresh checkout: empty cache, the archive restores every finished run.
+    assert reproduce.main([*argv, "--runs", str(tmp_path / "r2")]) == 0
+    assert trained == []
+    assert reproduce.build_parser().parse_args(["--dataset", "x", "--runs", "r"]).archive is None
 
 
 @pytest.mark.slow
