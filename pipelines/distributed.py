@@ -244,7 +244,13 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
 
     Returns the same metrics dict as :func:`pipelines.trainer.train` on every worker.
     """
-    from pipelines.trainer import build_from_config, compile_model, losses_for
+    from pipelines.trainer import (
+        build_from_config,
+        compile_model,
+        finish_run,
+        losses_for,
+        monitor_group_key,
+    )
 
     run_dir = Path(run_dir)
     strategy = multi_worker_strategy()
@@ -275,12 +281,7 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
             name: loss.__class__.from_config({**loss.get_config(), "reduction": "sum"})
             for name, loss in losses_for(config).items()
         }
-        group_key = manifest.group_key
-        if "gauc" in t.monitor and not group_key:
-            raise ConfigError(
-                f"train.monitor={t.monitor} needs a group key, and dataset {config.dataset} has "
-                "none; use train.monitor=auc."
-            )
+        group_key = monitor_group_key(config, manifest)
         steps = steps_per_epoch(manifest.splits["train"].rows, t.batch_size, replicas, mode)
         data = strategy.distribute_datasets_from_function(
             train_input_fn(dataset_dir, t.batch_size, t.seed, mode)
@@ -384,38 +385,22 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
         fit_seconds = time.perf_counter() - started
         digest = weights_digest(model)
         log.info("task %s: final weights sha256 %s", role.name, digest)
-        valid_metrics = valid(model)
-        test = SplitEvaluator(
-            make_dataset(dataset_dir, "test", t.eval_batch_size), group_key, local_predict
+        return finish_run(
+            model,
+            config,
+            dataset_dir,
+            run_dir,
+            schedule,
+            valid,
+            fit_seconds,
+            predict_fn=local_predict,
+            write=role.is_chief,  # only the chief writes the run directory
+            extra={
+                "workers": role.num_workers,
+                "replicas": replicas,
+                "input_mode": mode,
+                "weights_sha256": digest,
+            },
         )
-        test_metrics = test(model)
-        history = schedule.history
-        metrics = {
-            "valid": valid_metrics,
-            "test": test_metrics,
-            "epochs": len(history),
-            "best_epoch": schedule.best_epoch,
-            "seconds": sum(h["train_seconds"] + h["eval_seconds"] for h in history),
-            "train_seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history]))
-            if history
-            else 0.0,
-            "this_process_seconds": fit_seconds,
-            "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-            "model": config.model.name,
-            "loss": config.loss_name,
-            "seed": t.seed,
-            "dataset_dir": str(Path(dataset_dir).resolve()),
-            "workers": role.num_workers,
-            "replicas": replicas,
-            "input_mode": mode,
-            "weights_sha256": digest,
-        }
-        if role.is_chief:
-            model.save(run_dir / "model.keras")
-            (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-            tmp = run_dir / f".metrics.json.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps(metrics, indent=1))
-            os.replace(tmp, run_dir / "metrics.json")
-        return metrics
     finally:
         keras.mixed_precision.set_dtype_policy("float32")

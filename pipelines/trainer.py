@@ -15,7 +15,7 @@ import tensorflow as tf
 from pipelines.evaluation import SplitEvaluator
 from pipelines.manifest import Manifest, load_manifest
 from pipelines.reader import make_dataset
-from pipelines.run_config import RunConfig
+from pipelines.run_config import ConfigError, RunConfig
 from pipelines.schedule import ReferenceSchedule
 from tf4ctr_keras import FocalLoss, RCELoss, TwinFocusLoss, build_model
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT, TWIN_OUTPUT
@@ -76,6 +76,66 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return strategy
 
 
+def monitor_group_key(config: RunConfig, manifest: Manifest) -> str | None:
+    """The dataset's gAUC group key; refuses a monitor with gAUC on a dataset without one."""
+    group_key = manifest.group_key
+    if "gauc" in config.train.monitor and not group_key:
+        raise ConfigError(
+            f"train.monitor={config.train.monitor} needs a group key, and dataset "
+            f"{config.dataset} has none; use train.monitor=auc."
+        )
+    return group_key
+
+
+def finish_run(
+    model: keras.Model,
+    config: RunConfig,
+    dataset_dir,
+    run_dir: Path,
+    schedule: ReferenceSchedule,
+    valid: SplitEvaluator,
+    fit_seconds: float,
+    *,
+    predict_fn=None,
+    write: bool = True,
+    extra: dict | None = None,
+) -> dict:
+    """Evaluates the trained model on valid and test and returns the run's metrics; with
+    ``write`` also saves ``model.keras``, ``history.json`` and ``metrics.json`` (written beside
+    and renamed) in ``run_dir``. ``extra`` adds keys to the metrics."""
+    t = config.train
+    valid_metrics = valid(model)
+    test = SplitEvaluator(
+        make_dataset(dataset_dir, "test", t.eval_batch_size), valid.group_key, predict_fn
+    )
+    test_metrics = test(model)
+    history = schedule.history
+    metrics = {
+        "valid": valid_metrics,
+        "test": test_metrics,
+        "epochs": len(history),
+        "best_epoch": schedule.best_epoch,
+        "seconds": sum(h["train_seconds"] + h["eval_seconds"] for h in history),
+        "train_seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history]))
+        if history
+        else 0.0,
+        "this_process_seconds": fit_seconds,
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "model": config.model.name,
+        "loss": config.loss_name,
+        "seed": t.seed,
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        **(extra or {}),
+    }
+    if write:
+        model.save(run_dir / "model.keras")
+        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+        tmp = run_dir / f".metrics.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(metrics, indent=1))
+        os.replace(tmp, run_dir / "metrics.json")
+    return metrics
+
+
 def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
     """Trains with the reference schedule and writes the run directory; returns the metrics."""
     if config.train.strategy == "multi_worker":
@@ -92,12 +152,7 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
         with strategy.scope():  # variables (model and optimizer) are mirrored per replica
             model = build_from_config(config, manifest)
             compile_model(model, config)
-        group_key = manifest.group_key
-        if "gauc" in t.monitor and not group_key:
-            raise ValueError(
-                f"train.monitor={t.monitor} needs a group key, and dataset {config.dataset} has "
-                "none; use train.monitor=auc."
-            )
+        group_key = monitor_group_key(config, manifest)
         steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
         train_ds = with_targets(
             make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
@@ -138,31 +193,6 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
         else:
             schedule.on_train_end()  # the run had stopped: restore its best weights
         fit_seconds = time.perf_counter() - started
-        valid_metrics = valid(model)
-        test = SplitEvaluator(make_dataset(dataset_dir, "test", t.eval_batch_size), group_key)
-        test_metrics = test(model)
-        model.save(run_dir / "model.keras")
-        history = schedule.history
-        metrics = {
-            "valid": valid_metrics,
-            "test": test_metrics,
-            "epochs": len(history),
-            "best_epoch": schedule.best_epoch,
-            "seconds": sum(h["train_seconds"] + h["eval_seconds"] for h in history),
-            "train_seconds_per_epoch": float(np.mean([h["train_seconds"] for h in history]))
-            if history
-            else 0.0,
-            "this_process_seconds": fit_seconds,
-            "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-            "model": config.model.name,
-            "loss": config.loss_name,
-            "seed": t.seed,
-            "dataset_dir": str(Path(dataset_dir).resolve()),
-        }
-        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-        tmp = run_dir / f".{'metrics.json'}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(metrics, indent=1))
-        os.replace(tmp, run_dir / "metrics.json")
-        return metrics
+        return finish_run(model, config, dataset_dir, run_dir, schedule, valid, fit_seconds)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
