@@ -2,7 +2,8 @@
 
 The run cache (``runs/reproduce/<dataset>``) is git-ignored: checkpoints and saved models are
 hundreds of MB. What a report needs from a finished run is three small files (``config.yaml``,
-``metrics.json``, ``history.json``); they are copied to ``benchmarks/results/runs/<dataset>/<run
+``metrics.json``, ``history.json``) and, when present, ``data_id.txt`` (which data the run used,
+by content, so the run counts in a checkout whose data lies elsewhere); they are copied to ``benchmarks/results/runs/<dataset>/<run
 name>/`` and committed, with the JSON results of the in-process experiments (figures, timing)
 that lie directly in the cache. A study in a fresh checkout first restores them into its cache, where
 the train CLI and the report treat them as finished runs, and trains only what is missing.
@@ -15,6 +16,8 @@ import shutil
 from pathlib import Path
 
 FILES = ("config.yaml", "metrics.json", "history.json")
+DATA_ID_FILE = "data_id.txt"  # the content identity of the data a run used (reproduce.py)
+OPTIONAL = (DATA_ID_FILE,)
 ARCHIVE = Path(__file__).resolve().parent / "results" / "runs"
 
 
@@ -42,7 +45,7 @@ def archive_runs(runs: Path, archive: Path) -> list[str]:
         target = archive / run.name
         target.mkdir(parents=True, exist_ok=True)
         updated = False
-        for name in FILES:
+        for name in (*FILES, *(n for n in OPTIONAL if (run / n).is_file())):
             src, dst = run / name, target / name
             if not dst.is_file() or dst.read_bytes() != src.read_bytes():
                 _copy_atomic(src, dst)
@@ -68,7 +71,7 @@ def restore_runs(archive: Path, runs: Path) -> list[str]:
             continue
         tmp = runs / f".{saved.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
-        for name in FILES:
+        for name in (*FILES, *(n for n in OPTIONAL if (saved / n).is_file())):
             shutil.copyfile(saved / name, tmp / name)
         os.replace(tmp, runs / saved.name)
         restored.append(saved.name)

@@ -33,16 +33,16 @@ TIMING_MODELS = {
 def cache_path(study: Study, key: str, args) -> Path:
     """The JSON of experiment ``key`` ("fig10", "fig5" or "6"), named by what defines it."""
     if key == "fig10":
-        payload = {m: study.config(s, FIRST_SEED).to_dict() for m, s in FIG10_MODELS.items()}
+        payload = {m: study.key_config(s) for m, s in FIG10_MODELS.items()}
         payload["epochs"] = args.fig10_epochs
         payload["thresholds"] = THRESHOLDS
         return study.json_path("fig10", payload)
     if key == "fig5":
-        payload = {"config": study.config(FIG5_SPEC, FIRST_SEED).to_dict()}
+        payload = {"config": study.key_config(FIG5_SPEC)}
         payload["batch_size"] = args.fig5_batch_size
         return study.json_path("fig5", payload)
     if key == "6":
-        payload = {m: study.config(s, FIRST_SEED).to_dict() for m, s in TIMING_MODELS.items()}
+        payload = {m: study.key_config(s) for m, s in TIMING_MODELS.items()}
         payload["epochs"] = args.timing_epochs
         return study.json_path("table6", payload)
     raise ValueError(f"unknown experiment {key!r}")

@@ -167,6 +167,39 @@ PAPER_COLUMN = {
 }
 
 
+def _paper_t3_aucs(dataset: str) -> dict[tuple[str, str], float]:
+    return {k: v[dataset][0] for k, v in PAPER_T3.items() if dataset in v}
+
+
+def paper_t3_best(dataset: str) -> str:
+    """`` (paper on X: best cells, gain over Share + Sum)`` or "" without a paper Table III."""
+    paper = _paper_t3_aucs(dataset)
+    if not paper:
+        return ""
+    top = max(paper.values())
+    cells = " / ".join(f"{NAMES[a]} + {NAMES[b]}" for (a, b), v in paper.items() if v == top)
+    gain = top - paper[("shared", "sum")]
+    return f" (paper on {PAPER_COLUMN[dataset]}: {cells}, {gain:+.2f})"
+
+
+def paper_t3_summary(dataset: str) -> str:
+    """One sentence on the paper's Table III for ``dataset`` (its spread, top cells, how often
+    SER is the best selector of a column)."""
+    paper = _paper_t3_aucs(dataset)
+    if not paper:
+        return f" The paper has no Table III on {PAPER_COLUMN.get(dataset, dataset)}."
+    top, low = max(paper.values()), min(paper.values())
+    cells = " and ".join(f"{NAMES[a]} + {NAMES[b]}" for (a, b), v in paper.items() if v == top)
+    ser_best = sum(
+        paper[("ser", f)] == max(paper[(sel, f)] for sel in ("ser", "gate", "mmoe", "shared"))
+        for f in _T3_FUSIONS
+    )
+    return (
+        f" The paper's {PAPER_COLUMN[dataset]} grid spans {top - low:.2f} points, {cells} on "
+        f"top ({top:.2f}), SER the best selector in {ser_best} of {len(_T3_FUSIONS)} columns."
+    )
+
+
 # -- cell arithmetic ----------------------------------------------------------------------------
 def values(runs: list[dict], metric: str = "auc", split: str = "test") -> list[float]:
     return [float(r[split][metric]) for r in runs if metric in r.get(split, {})]
@@ -317,7 +350,7 @@ class Report:
             lines += [
                 "",
                 f"Best cell: {NAMES[best[0]]} + {NAMES[best[1]]}; its gain over Share + Sum: "
-                f"{gain:+.3f} AUC points (paper on Frappe: SER + WSF / SER + Sum, +0.21).",
+                f"{gain:+.3f} AUC points{paper_t3_best(self.dataset)}.",
             ]
         return "\n".join(lines)
 
@@ -341,9 +374,11 @@ class Report:
         ]
         for model, runs in data.items():
             params = f"{runs[0]['trainable_params']:,}" if runs else "-"
+            gauc = values(runs, "gauc")
+            gauc_text = fmt_cell(gauc) if gauc or not runs else "-"  # "-": no user key
             lines.append(
                 f"| {NAMES[model]} | {fmt_cell(values(runs))} | "
-                f"{fmt_cell(values(runs, 'gauc'))} | {fmt_cell(values(runs, 'logloss'), 1.0, 5)} "
+                f"{gauc_text} | {fmt_cell(values(runs, 'logloss'), 1.0, 5)} "
                 f"| {', '.join(str(r['epochs']) for r in runs) or '-'} | {params} | "
                 f"{fmt_paper(paper.get(model))} |"
             )
@@ -654,9 +689,8 @@ def discussion(report: Report, t4: dict[str, list[dict]], stored: dict) -> str:
             f"- Table III ({len(done)}/20 cells run): best {NAMES[best3[0]]} + "
             f"{NAMES[best3[1]]} {done[best3]:.3f}, worst {NAMES[worst3[0]]} + "
             f"{NAMES[worst3[1]]} {done[worst3]:.3f} (spread {done[best3] - done[worst3]:.3f} "
-            f"points); mean AUC per selector over its run cells: {row_means}. The paper's Frappe "
-            "grid spans 0.32 points, SER + WSF and SER + Sum on top (98.72), SER the best "
-            "selector in 4 of 5 columns."
+            f"points); mean AUC per selector over its run cells: {row_means}."
+            + paper_t3_summary(ds)
         )
     specs5 = table5_specs()
     parts = []
@@ -714,7 +748,8 @@ CAVEATS = """\
 Reading these numbers:
 
 - Seed noise. Over 3 seeds the sample standard deviation of test AUC is 0.015-0.045 AUC
-  points for TF4CTR, DualMLP and DNN on Frappe (parity section above). A single-seed difference
+  points for TF4CTR, DualMLP and DNN on Frappe (parity section of
+  `benchmarks/results/frappe.md`); other datasets have their own. A single-seed difference
   below about 0.05 points (0.0005 AUC) is inside that noise and supports no ranking: most cells
   of Tables II, III and V are single-seed (n=1), so their order is not evidence for or against
   the paper. Only Table IV's TF4CTR and best-baseline rows get several seeds and a test. The
@@ -725,8 +760,8 @@ Reading these numbers:
   and MLP sizes, with no per-model tuning; the paper's baselines were tuned from FuxiCTR's
   optimal values. Our baseline AUCs can therefore sit above or below the paper's.
 - DeepFM. The FM term is implemented correctly here, while the reference's DeepFM variant sums
-  it wrongly (tf4ctr_reference.md section 1.7), so Table V's DeepFM rows (paper 98.37 -> 98.54)
-  are not expected to match.
+  it wrongly (tf4ctr_reference.md section 1.7), so Table V's DeepFM rows are not expected to
+  match the paper's.
 - Table VI is timed on 2 shared CPU cores in float32 on this dataset; the paper times KKBox on
   an RTX 4090. On CPU time follows FLOPs, while on a GPU small models are bound by kernel
   launches, so the ratios need not agree.
@@ -755,7 +790,7 @@ def write_report(study, path: Path, args) -> None:
     header = (
         "## Reproducing the paper (`benchmarks/reproduce.py`)\n\n"
         f"`python benchmarks/reproduce.py --dataset {study.dataset} --table4-seeds 3` trains "
-        "every run of Tables II-V through `python -m pipelines.train` (official splits, the "
+        "every run of Tables II-V through `python -m pipelines.train` (the prepared splits, the "
         "dataset's reference config plus each table's overrides, reference schedule with early "
         "stopping), caches each run under `runs/reproduce/<dataset>/<model>-<fingerprint>` and "
         "rebuilds the sections below from the cache after each run. Seeds start at 2023. AUCs "

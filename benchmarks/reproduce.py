@@ -3,11 +3,13 @@
     python benchmarks/reproduce.py --dataset frappe [--seeds 1] [--table4-seeds 3]
     python benchmarks/reproduce.py --dataset frappe --tables 3 --dry-run     # what would run
     python benchmarks/reproduce.py --dataset frappe --report-only            # report from cache
-    python benchmarks/reproduce.py --dataset ml-1m --data ../shared/data/ml-1m
+    python benchmarks/reproduce.py --dataset movielenslatest --data /data/ml-tag
 
 Every run is the dataset's reference config (``pipelines/configs/<dataset>.yaml``) plus the
 table's overrides, trained by ``python -m pipelines.train`` in ``<runs>/<model>-<fingerprint>``
-(the fingerprint of the resolved config, seed included). A finished run is never trained again:
+(the fingerprint of the resolved config, seed included, with the data path replaced by the
+data's content identity, so the cache and its archive hold in any checkout that has the same
+data, wherever it lies). A finished run is never trained again:
 a configuration shared by two tables (DualMLP + log loss in Tables II and IV, TF4CTR SER + WSF in
 Tables III and IV) is one run, and a crashed run resumes from its checkpoints. Figures 5 and 10
 and the timing of Table VI are computed in this process and cached as JSON beside the runs.
@@ -36,7 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
 
-from benchmarks.repro_archive import ARCHIVE, archive_runs, restore_runs  # noqa: E402
+from benchmarks.repro_archive import ARCHIVE, DATA_ID_FILE, archive_runs, restore_runs  # noqa: E402
 
 FIRST_SEED = 2023
 ALL_TABLES = ("4", "2", "3", "5", "fig10", "fig5", "6")
@@ -106,11 +108,50 @@ def table5_specs() -> dict[tuple[str, bool], Spec]:
 
 
 # -- configs and the cache ----------------------------------------------------------------------
+def data_identity(path: str) -> str:
+    """Content identity of a dataset, independent of where it lies and of file times.
+
+    A prepared directory is its shards' sha256 (from ``manifest.json``); raw data is every
+    file's relative path, size and sha256 of its first MiB (the preprocessor's own change
+    detection, less the path and mtime, which differ between checkouts). A path that does not
+    exist, or a remote one, is its own identity.
+    """
+    from pipelines.fileio import HEAD_BYTES
+    from pipelines.manifest import MANIFEST_NAME
+
+    root = Path(path)
+    if "://" in path or not root.exists():
+        return f"path:{path}"
+    digest = hashlib.sha256()
+    if (root / MANIFEST_NAME).is_file():
+        manifest = json.loads((root / MANIFEST_NAME).read_text())
+        shards = {
+            name: [(s["file"], s["rows"], s["sha256"]) for s in split["shards"]]
+            for name, split in sorted(manifest["splits"].items())
+        }
+        digest.update(json.dumps([manifest["dataset"], shards], sort_keys=True).encode())
+        return f"prepared:{digest.hexdigest()[:16]}"
+    if root.is_file():
+        files = {root.name: root}
+    else:  # hidden files (editor and OS droppings) are not data
+        files = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+        files = {k: v for k, v in files.items() if not any(x.startswith(".") for x in k.split("/"))}
+    for name, file in sorted(files.items()):
+        with open(file, "rb") as f:
+            head = hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()
+        digest.update(f"{name}\0{file.stat().st_size}\0{head}\n".encode())
+    return f"raw:{digest.hexdigest()[:16]}"
+
+
 def cell_key(config_dict: dict) -> str:
-    """Hash of a resolved config without its seed: the runs of one cell share it."""
+    """Hash of a resolved (portable) config without its seed: the runs of one cell share it."""
     raw = json.loads(json.dumps(config_dict))
     raw["train"].pop("seed", None)
     return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _digest(payload: dict, size: int = 10) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:size]
 
 
 @dataclass
@@ -123,6 +164,24 @@ class Study:
     extra: tuple[str, ...] = ()
     python: str = sys.executable
     _configs: dict = field(default_factory=dict)
+    _data_id: str | None = None
+
+    @property
+    def data_id(self) -> str:
+        if self._data_id is None:
+            self._data_id = data_identity(self.data)
+        return self._data_id
+
+    def portable(self, config_dict: dict, data_id: str | None = None) -> dict:
+        """A run's resolved config with ``data.path`` replaced by the data's identity:
+        ``data_id`` if given (what the run recorded), else this study's when the path is
+        this study's data; another path stays as it is (and matches none of its cells)."""
+        raw = json.loads(json.dumps(config_dict))
+        if data_id is None and raw["data"]["path"] == self.data:
+            data_id = self.data_id
+        if data_id is not None:
+            raw["data"]["path"] = data_id
+        return raw
 
     def config(self, s: Spec, seed: int):
         """The RunConfig the train CLI resolves for this cell and seed (its own parser)."""
@@ -135,15 +194,19 @@ class Study:
             )
         return self._configs[key]
 
+    def key_config(self, s: Spec, seed: int = FIRST_SEED) -> dict:
+        """The portable config of a cell and seed: what its cache names are hashes of."""
+        return self.portable(self.config(s, seed).to_dict())
+
     def run_dir(self, s: Spec, seed: int) -> Path:
-        config = self.config(s, seed)
-        return self.runs / f"{config.model.name}-{config.fingerprint()}"
+        name = self.config(s, seed).model.name
+        return self.runs / f"{name}-{_digest(self.key_config(s, seed))}"
 
     def cached(self, s: Spec, seed: int) -> bool:
         return (self.run_dir(s, seed) / "metrics.json").exists()
 
     def cell(self, s: Spec) -> str:
-        return cell_key(self.config(s, FIRST_SEED).to_dict())
+        return cell_key(self.key_config(s))
 
     def index(self) -> dict[str, list[dict]]:
         """Finished runs in the cache by cell key: ``[metrics, ...]`` sorted by seed."""
@@ -155,9 +218,11 @@ class Study:
             if not (config_file.exists() and metrics_file.exists()):
                 continue
             config = yaml.safe_load(config_file.read_text())
+            id_file = run / DATA_ID_FILE
+            data_id = id_file.read_text().strip() if id_file.is_file() else None
             metrics = json.loads(metrics_file.read_text())
             metrics["run_dir"] = str(run)
-            out.setdefault(cell_key(config), []).append(metrics)
+            out.setdefault(cell_key(self.portable(config, data_id)), []).append(metrics)
         for runs in out.values():
             runs.sort(key=lambda m: m["seed"])
         return out
@@ -175,6 +240,8 @@ class Study:
             *s.argv(self.dataset, self.data, seed, self.extra),
         ]
         cmd += ["--run-dir", str(run_dir), "--quiet"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / DATA_ID_FILE).write_text(self.data_id + "\n")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(cmd, cwd=REPO, env=env)
         if result.returncode != 0:
@@ -182,9 +249,9 @@ class Study:
         return run_dir
 
     def json_path(self, name: str, payload: dict) -> Path:
-        """Cache file of an in-process experiment, keyed by everything that defines it."""
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
-        return self.runs / f"{name}-{digest}.json"
+        """Cache file of an in-process experiment, keyed by everything that defines it (its
+        configs made portable by the caller)."""
+        return self.runs / f"{name}-{_digest(payload)}.json"
 
 
 # -- planning -----------------------------------------------------------------------------------

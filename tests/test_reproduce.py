@@ -3,7 +3,9 @@ classes and the Figure 5 logit gradients, on hand-made metrics and tiny generate
 
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -13,6 +15,7 @@ import yaml
 from scipy import stats
 
 from benchmarks import repro_experiments, repro_report, reproduce
+from benchmarks.repro_archive import DATA_ID_FILE
 from benchmarks.reproduce import Study
 from tests.conftest import generated_criteo_dataset
 
@@ -42,13 +45,12 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     (run_dir / "history.json").write_text("[]")
+    (run_dir / DATA_ID_FILE).write_text(study.data_id + "\n")  # as Study.train writes it
     return run_dir
 
 
 # -- cache keys ---------------------------------------------------------------------------------
 def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
-    from pipelines.train import default_run_dir
-
     t2, t3, t4, t5 = (
         reproduce.table2_specs(),
         reproduce.table3_specs(),
@@ -69,9 +71,8 @@ def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
     assert len(dirs) == 12 + 20 + 9 + 6 - 3 - 1 - 3  # II: 3 bce runs, III: SER+WSF, V: 3 bases
     assert study.run_dir(t4["tf4ctr"], 2024) != study.run_dir(t4["tf4ctr"], 2023)
     assert study.cell(t4["tf4ctr"]) == study.cell(t3[("ser", "wsf")])
-    # The run directory is the CLI's own default name for that config (model-fingerprint).
     config = study.config(t4["tf4ctr"], 2023)
-    assert study.run_dir(t4["tf4ctr"], 2023).name == default_run_dir(config).name
+    assert study.run_dir(t4["tf4ctr"], 2023).name.startswith("tf4ctr-")
     assert config.loss_name == "tf" and config.model.fusion == "wsf"
     assert study.config(t2[("dcnv2", "focal")], 2023).loss_name == "focal"
 
@@ -82,6 +83,48 @@ def test_cell_key_ignores_only_the_seed(study):
     assert reproduce.cell_key(a) == reproduce.cell_key(b)
     b["model"]["dropout"] = 0.3
     assert reproduce.cell_key(a) != reproduce.cell_key(b)
+
+
+def test_cache_keys_follow_the_data_content_not_its_path_or_times(tmp_path):
+    a = tmp_path / "a" / "frappe"
+    (a / "raw").mkdir(parents=True)
+    (a / "train.libfm").write_text("1 0:1 1:1\n")
+    (a / "raw" / "meta.csv").write_text("item,name\n")
+    b = tmp_path / "b" / "frappe"
+    shutil.copytree(a, b)
+    os.utime(b / "train.libfm", (1, 1))  # other file times: the same data
+    (b / ".DS_Store").write_text("x")  # hidden files are not data
+    c = tmp_path / "c" / "frappe"
+    shutil.copytree(a, c)
+    (c / "train.libfm").write_text("0 0:1 1:1\n")  # same size, other content
+    studies = [Study("frappe", str(d), tmp_path / "runs") for d in (a, b, c)]
+    assert studies[0].data_id == studies[1].data_id != studies[2].data_id
+    s = reproduce.table4_specs()["tf4ctr"]
+    names = [st.run_dir(s, 2023).name for st in studies]
+    assert names[0] == names[1] != names[2]
+    assert studies[0].cell(s) == studies[1].cell(s) != studies[2].cell(s)
+    assert studies[0].config(s, 2023).data.path != studies[1].config(s, 2023).data.path
+
+
+def test_data_identity_of_a_prepared_directory_is_its_shards(tmp_path):
+    from pipelines.manifest import MANIFEST_NAME
+
+    shard = {"file": "train-00000.tfrecord.gz", "rows": 10, "sha256": "ab" * 32}
+    manifest = {
+        "dataset": "frappe",
+        "created": "2026-01-01",
+        "splits": {"train": {"shards": [shard]}},
+    }
+    for name, created in (("p1", "2026-01-01"), ("p2", "2026-02-02")):
+        (tmp_path / name).mkdir()
+        manifest["created"] = created  # re-prepared: same shards, same data
+        (tmp_path / name / MANIFEST_NAME).write_text(json.dumps(manifest))
+    shard["sha256"] = "cd" * 32
+    (tmp_path / "p3").mkdir()
+    (tmp_path / "p3" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    ids = [reproduce.data_identity(str(tmp_path / n)) for n in ("p1", "p2", "p3")]
+    assert ids[0] == ids[1] != ids[2] and ids[0].startswith("prepared:")
+    assert reproduce.data_identity(str(tmp_path / "none")) == f"path:{tmp_path / 'none'}"
 
 
 # -- cache hits ---------------------------------------------------------------------------------
@@ -119,6 +162,8 @@ def test_archive_restores_finished_runs_into_a_fresh_cache(tmp_path, monkeypatch
         return _fake_run(self, s, seed, 0.984)
 
     monkeypatch.setattr(Study, "train", fake_train)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "frappe.train.libfm").write_text("1 0:1\n")
     argv = ["--dataset", "frappe", "--data", str(tmp_path / "d"), "--tables", "4"]
     argv += ["--results", str(tmp_path / "frappe.md"), "--archive", str(tmp_path / "archive")]
     assert reproduce.main([*argv, "--runs", str(tmp_path / "r1")]) == 0
@@ -127,6 +172,14 @@ def test_archive_restores_finished_runs_into_a_fresh_cache(tmp_path, monkeypatch
     # A fresh checkout: empty cache, the archive restores every finished run.
     assert reproduce.main([*argv, "--runs", str(tmp_path / "r2")]) == 0
     assert trained == []
+    # Another checkout whose copy of the data lies elsewhere: still nothing to train, and the
+    # report shows the archived runs.
+    shutil.copytree(tmp_path / "d", tmp_path / "elsewhere" / "d")
+    moved = ["--dataset", "frappe", "--data", str(tmp_path / "elsewhere" / "d"), "--tables", "4"]
+    moved += ["--results", str(tmp_path / "moved.md"), "--archive", str(tmp_path / "archive")]
+    assert reproduce.main([*moved, "--runs", str(tmp_path / "r3")]) == 0
+    assert trained == []
+    assert "| TF4CTR | 98.400 (n=1)" in (tmp_path / "moved.md").read_text()
     assert reproduce.build_parser().parse_args(["--dataset", "x", "--runs", "r"]).archive is None
 
 
@@ -145,6 +198,8 @@ def test_cached_cli_run_is_not_retrained(tmp_path, monkeypatch):
     run_dir = study.train(s, 2023)
     assert study.cached(s, 2023)
     mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    assert (run_dir / DATA_ID_FILE).read_text().strip() == study.data_id
+    assert study.data_id.startswith("prepared:")
     monkeypatch.setattr(subprocess, "run", None)  # a second training would fail
     assert study.train(s, 2023) == run_dir
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == mtimes
@@ -191,6 +246,27 @@ def test_report_from_hand_made_runs(study, tmp_path):
     assert "not run: `python benchmarks/reproduce.py --dataset frappe --tables 6`" in text
     missing = re.search(r"(\d+) cell\(s\) are not run yet", text)
     assert missing and int(missing.group(1)) > 10
+
+
+def test_report_on_a_dataset_without_user_key_or_paper_table3(tmp_path, monkeypatch):
+    """Criteo: no gAUC ("-", not "not run") and no paper Table III (said, not Frappe's)."""
+    study = Study("criteo", str(tmp_path / "criteo-data"), tmp_path / "runs")
+    t3, t4 = reproduce.table3_specs(), reproduce.table4_specs()
+    for s, auc in ((t4["tf4ctr"], 0.8105), (t4["dnn"], 0.8090), (t3[("shared", "sum")], 0.8100)):
+        run = _fake_run(study, s, 2023, auc)
+        metrics = json.loads((run / "metrics.json").read_text())
+        del metrics["test"]["gauc"]
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    path = tmp_path / "criteo.md"
+    args = reproduce.build_parser().parse_args(["--dataset", "criteo"])
+    repro_report.write_report(study, path, args)
+    text = path.read_text()
+    assert "| TF4CTR | 81.050 (n=1) | - | 0.15000 (n=1) |" in text
+    assert "| DCN | not run | not run |" in text
+    assert "| 81.50 |" in text  # the paper's Criteo column of Table IV
+    assert "SER + WSF; its gain over Share + Sum: +0.050 AUC points." in text
+    assert "The paper has no Table III on Criteo." in text
+    assert "Frappe grid" not in text
 
 
 def test_welch_t_test_equals_scipy():
