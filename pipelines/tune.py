@@ -61,6 +61,46 @@ OBJECTIVE = "val_monitor"
 TUNERS = ("bayesian", "hyperband", "random")
 
 
+def atomic_tuner_state() -> None:
+    """Makes keras-tuner write its JSON state (``oracle.json``, ``trial.json``,
+    ``build_config.json``) to a temporary file that is renamed into place.
+
+    keras-tuner 1.4.8 writes them in place (open for writing, then write): a search killed
+    between the two leaves an empty file, and the next start cannot reload the oracle
+    (JSONDecodeError), so the search could not resume. The library has no option for this;
+    every one of its writers calls ``keras_tuner.src.utils.save_json``, which this replaces.
+    """
+    import tensorflow as tf
+    from keras_tuner.src import utils as kt_utils
+
+    if getattr(kt_utils.save_json, "atomic", False):
+        return
+
+    def save_json(path, obj):
+        text = json.dumps(obj)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with tf.io.gfile.GFile(tmp, "w") as f:
+            f.write(text)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+        return text
+
+    save_json.atomic = True
+    kt_utils.save_json = save_json
+
+
+def check_tuner_state(tune_dir: Path) -> None:
+    """Refuses, naming the file, a search directory whose saved state cannot be read (left
+    by a search killed while writing it before :func:`atomic_tuner_state` existed)."""
+    for path in sorted([*tune_dir.glob("oracle.json"), *tune_dir.glob("trial_*/trial.json")]):
+        try:
+            json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ConfigError(
+                f"{path}: the saved search state is not valid JSON ({error}), so the search "
+                f"cannot resume; start a new one with another --tune-dir or remove {tune_dir}."
+            ) from None
+
+
 def load_space(path: str | None) -> dict[str, Any]:
     """The default space narrowed by a YAML of ``name: domain`` (unknown names refused)."""
     space = {name: domain for name, (_, domain) in SPACE.items()}
@@ -250,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.data import resolve_dataset
 
         dataset_dir = resolve_dataset(base)
+        tune_dir = Path(args.tune_dir or Path("tune") / f"{args.dataset}-{args.tuner}").resolve()
+        check_tuner_state(tune_dir)
     except (ConfigError, FileNotFoundError, ValueError) as error:
         log.error("%s", error)
         return 2
-    tune_dir = Path(args.tune_dir or Path("tune") / f"{args.dataset}-{args.tuner}").resolve()
     tune_dir.parent.mkdir(parents=True, exist_ok=True)
+    atomic_tuner_state()
     tuner = make_tuner(args.tuner, base, dataset_dir, tune_dir, space, args.max_trials, args.seed)
     tuner.search()
     best = write_results(tuner, base, tune_dir)

@@ -14,7 +14,15 @@ import pytest
 import yaml
 
 from pipelines.run_config import ConfigError
-from pipelines.tune import SIMPLE_TOWERS, SPACE, declare, load_space, overrides_for
+from pipelines.tune import (
+    SIMPLE_TOWERS,
+    SPACE,
+    atomic_tuner_state,
+    check_tuner_state,
+    declare,
+    load_space,
+    overrides_for,
+)
 from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +52,40 @@ def test_yaml_narrows_the_space(tmp_path):
     assert 0.2 <= values["alpha"] <= 0.4
     overrides = overrides_for({"simple_tower": "C", "alpha": 0.30000000000000004})
     assert overrides == {"model.simple_units": [200, 200], "loss.alpha": 0.3}
+
+
+def test_search_state_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    import tensorflow as tf
+    from keras_tuner.src import utils as kt_utils
+    from keras_tuner.src.engine import trial as trial_module
+
+    atomic_tuner_state()
+    path = tmp_path / "trial.json"
+    kt_utils.save_json(str(path), {"status": "RUNNING"})
+
+    def killed(*args, **kwargs):  # the process dies after writing, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tf.io.gfile, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        kt_utils.save_json(str(path), {"status": "COMPLETED"})
+    assert json.loads(path.read_text()) == {"status": "RUNNING"}  # the old state, whole
+    monkeypatch.undo()
+    # keras-tuner's own writers go through it: a Trial saved and loaded back.
+    trial = trial_module.Trial(keras_tuner.HyperParameters(), trial_id="07", status="COMPLETED")
+    trial.save(str(path))
+    assert trial_module.Trial.load(str(path)).trial_id == "07"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial.json"]  # no temp file left
+
+
+def test_unreadable_search_state_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "trial_00").mkdir()
+    (tmp_path / "oracle.json").write_text("{}")
+    (tmp_path / "trial_00" / "trial.json").write_text("")  # killed mid-write (keras-tuner 1.4.8)
+    with pytest.raises(ConfigError, match=r"trial_00/trial.json: the saved search state"):
+        check_tuner_state(tmp_path)
+    (tmp_path / "trial_00" / "trial.json").write_text('{"trial_id": "00"}')
+    check_tuner_state(tmp_path)  # readable: accepted
 
 
 def test_unknown_dimension_is_refused(tmp_path):
