@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fig10-epochs", type=int, default=10)
     p.add_argument("--fig5-batch-size", type=int, default=1000)
-    p.add_argument("--timing-epochs", type=int, default=2, help="timed epochs per model (Table VI)")
+    p.add_argument("--timing-epochs", type=int, default=4, help="timed epochs per model (Table VI)")
     return p
 
 

@@ -269,6 +269,31 @@ def test_report_on_a_dataset_without_user_key_or_paper_table3(tmp_path, monkeypa
     assert "Frappe grid" not in text
 
 
+def test_table6_ratios_to_dnn_wall_and_cpu(study):
+    def t(train, cpu, infer, infer_cpu):
+        return {
+            "train_s": train,
+            "train_cpu_s": cpu,
+            "infer_s": infer,
+            "infer_cpu_s": infer_cpu,
+            "train_all": [train],
+        }
+
+    timing = {
+        "epochs": 1,
+        "batch_size": 10000,
+        "cores": 2,
+        "models": {"dnn": t(2.0, 4.0, 0.5, 1.0), "tf4ctr": t(3.0, 6.2, 0.6, 1.5)},
+    }
+    text = repro_report.Report(study, {}).table6(timing)
+    assert "| TF4CTR | 3.00 | 1.50x | 6.20 | 1.55x | 0.60 | 1.20x | 1.50 | 1.50x | - | - |" in text
+    assert "| DNN | 2.00 | 1.00x | 4.00 | 1.00x |" in text
+    del timing["models"]["tf4ctr"]["train_cpu_s"]  # a timing from before CPU time was kept
+    assert "| TF4CTR | 3.00 | 1.50x | - | - | 0.60 | 1.20x |" in repro_report.Report(
+        study, {}
+    ).table6(timing)
+
+
 def test_welch_t_test_equals_scipy():
     a, b = [0.9877, 0.9875, 0.9880], [0.9859, 0.9862, 0.9855]
     ours = repro_report.welch(a, b)
