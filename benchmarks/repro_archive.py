@@ -2,11 +2,12 @@
 
 The run cache (``runs/reproduce/<dataset>``) is git-ignored: checkpoints and saved models are
 hundreds of MB. What a report needs from a finished run is three small files (``config.yaml``,
-``metrics.json``, ``history.json``) and, when present, ``data_id.txt`` (which data the run used,
-by content, so the run counts in a checkout whose data lies elsewhere); they are copied to ``benchmarks/results/runs/<dataset>/<run
-name>/`` and committed, with the JSON results of the in-process experiments (figures, timing)
-that lie directly in the cache. A study in a fresh checkout first restores them into its cache, where
-the train CLI and the report treat them as finished runs, and trains only what is missing.
+``metrics.json``, ``history.json``) and, when present, ``data_id.txt`` (which data the run
+used, by content, so the run counts in a checkout whose data lies elsewhere); they are copied
+to ``benchmarks/results/runs/<dataset>/<run name>/`` and committed, with the JSON results of
+the in-process experiments (figures, timing) that lie directly in the cache. A study in a fresh
+checkout first restores them into its cache, where the train CLI and the report treat them as
+finished runs, and trains only what is missing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ FILES = ("config.yaml", "metrics.json", "history.json")
 DATA_ID_FILE = "data_id.txt"  # the content identity of the data a run used (reproduce.py)
 OPTIONAL = (DATA_ID_FILE,)
 ARCHIVE = Path(__file__).resolve().parent / "results" / "runs"
+
+
+def _small_files(run: Path) -> tuple[str, ...]:
+    return (*FILES, *(name for name in OPTIONAL if (run / name).is_file()))
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -45,7 +50,7 @@ def archive_runs(runs: Path, archive: Path) -> list[str]:
         target = archive / run.name
         target.mkdir(parents=True, exist_ok=True)
         updated = False
-        for name in (*FILES, *(n for n in OPTIONAL if (run / n).is_file())):
+        for name in _small_files(run):
             src, dst = run / name, target / name
             if not dst.is_file() or dst.read_bytes() != src.read_bytes():
                 _copy_atomic(src, dst)
@@ -71,7 +76,7 @@ def restore_runs(archive: Path, runs: Path) -> list[str]:
             continue
         tmp = runs / f".{saved.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
-        for name in (*FILES, *(n for n in OPTIONAL if (saved / n).is_file())):
+        for name in _small_files(saved):
             shutil.copyfile(saved / name, tmp / name)
         os.replace(tmp, runs / saved.name)
         restored.append(saved.name)

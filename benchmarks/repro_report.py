@@ -835,10 +835,8 @@ def write_report(study, path: Path, args) -> None:
         ("repro-fig5", report.fig5(stored["fig5"], fig5_png)),
         ("repro-discussion", discussion(report, t4, stored) + "\n\n" + CAVEATS),
     ]
-    if (
-        report.best_baseline(t4)
-        and welch(values(t4.get("tf4ctr", [])), values(t4[report.best_baseline(t4)])) is None
-    ):
+    best = report.best_baseline(t4)
+    if best and welch(values(t4.get("tf4ctr", [])), values(t4[best])) is None:
         report.missing.append("Table IV seeds 2024-2025 for the t-test")
     sections.append(("repro-missing", report.missing_text()))
     for key, body in sections:

@@ -116,7 +116,7 @@ def data_identity(path: str) -> str:
     detection, less the path and mtime, which differ between checkouts). A path that does not
     exist, or a remote one, is its own identity.
     """
-    from pipelines.fileio import HEAD_BYTES
+    from pipelines.fileio import file_fingerprint
     from pipelines.manifest import MANIFEST_NAME
 
     root = Path(path)
@@ -137,9 +137,8 @@ def data_identity(path: str) -> str:
         files = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
         files = {k: v for k, v in files.items() if not any(x.startswith(".") for x in k.split("/"))}
     for name, file in sorted(files.items()):
-        with open(file, "rb") as f:
-            head = hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()
-        digest.update(f"{name}\0{file.stat().st_size}\0{head}\n".encode())
+        fp = file_fingerprint(str(file))  # the preprocessor's identity, less path and mtime
+        digest.update(f"{name}\0{fp['bytes']}\0{fp['head_sha256']}\n".encode())
     return f"raw:{digest.hexdigest()[:16]}"
 
 
@@ -147,7 +146,7 @@ def cell_key(config_dict: dict) -> str:
     """Hash of a resolved (portable) config without its seed: the runs of one cell share it."""
     raw = json.loads(json.dumps(config_dict))
     raw["train"].pop("seed", None)
-    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:12]
+    return _digest(raw, 12)
 
 
 def _digest(payload: dict, size: int = 10) -> str:
