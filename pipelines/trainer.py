@@ -190,8 +190,9 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
                     keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
                 ],
             )
-        else:
-            schedule.on_train_end()  # the run had stopped: restore its best weights
+        else:  # killed after its last epoch, before metrics.json: restore the best weights
+            schedule.set_model(model)  # fit() is not called, so the callback has no model yet
+            schedule.on_train_end()
         fit_seconds = time.perf_counter() - started
         return finish_run(model, config, dataset_dir, run_dir, schedule, valid, fit_seconds)
     finally:

@@ -1,6 +1,7 @@
 """End-to-end tests of ``python -m pipelines.train`` on small generated Criteo-format data."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -141,6 +142,29 @@ def test_killed_run_resumes_from_its_last_checkpoint(prepared, tmp_path):
     got = json.loads((run_dir / "metrics.json").read_text())["test"]["auc"]
     want = json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())["test"]["auc"]
     assert abs(got - want) < 0.01
+
+
+def test_run_killed_after_its_last_epoch_is_finished_from_its_checkpoint(
+    prepared, tmp_path, caplog
+):
+    """Killed after the schedule's last checkpoint but before ``metrics.json``: the next start
+    trains nothing, restores the best epoch's weights and writes the same metrics."""
+    run_dir = tmp_path / "run"
+    args = [
+        "--dataset", "criteo", "--data", str(prepared), "--epochs", "3", "--quiet",
+        "--run-dir", str(run_dir), *SMALL,
+    ]  # fmt: skip
+    assert main(args) == 0
+    first = json.loads((run_dir / "metrics.json").read_text())
+    assert first["best_epoch"] < first["epochs"] == 3  # the best weights are not the last ones
+    (run_dir / "metrics.json").unlink()
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    assert main(args) == 0
+    assert "after epoch 3 (best 2)" in caplog.text and "epoch 3: val_auc" not in caplog.text
+    again = json.loads((run_dir / "metrics.json").read_text())
+    assert again["valid"] == first["valid"] and again["test"] == first["test"]
+    assert again["best_epoch"] == first["best_epoch"] and again["epochs"] == 3
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, caplog):
