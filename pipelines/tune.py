@@ -10,11 +10,12 @@ embedding L2 and learning rate. A YAML file narrows it (``--space``)::
 
 Every trial is a full training run with the reference schedule (the same trainer as
 ``pipelines.train``); the objective is the exact validation monitor (AUC, + gAUC where the
-dataset has a user key). Trials live in ``<tune-dir>/trials/<id>/``; an interrupted search,
-started again with the same command, reloads the oracle, resumes the unfinished trial from its
-checkpoint and never repeats a finished one. At the end ``best.yaml`` (accepted unchanged by
-``python -m pipelines.train --config``) and ``results.md`` (trial, params, valid metrics) are
-written.
+dataset has a user key). Trial runs live in ``<tune-dir>/runs/<id>/``, keras-tuner's state in
+``oracle.json`` and ``trial_<id>/``. An interrupted search, started again with the same
+command, reloads the oracle, resumes the unfinished trial from its checkpoint and never repeats
+a finished one; ``search.yaml`` records what defines the search, and a restart with other
+settings is refused. At the end ``best.yaml`` (accepted unchanged by ``python -m
+pipelines.train --config``) and ``results.md`` (trial, params, valid metrics) are written.
 
     python -m pipelines.tune --dataset frappe --data ../shared/data/frappe --max-trials 12
 """
@@ -101,6 +102,77 @@ def check_tuner_state(tune_dir: Path) -> None:
             ) from None
 
 
+SEARCH_FILE = "search.yaml"
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def check_search_identity(tune_dir: Path, identity: dict[str, Any]) -> None:
+    """Records what defines the search (tuner, seed, space, base config) in ``search.yaml``
+    at its first start and refuses, naming the keys, a restart that changes any of it: the
+    oracle's saved state and the trials' checkpoints belong to the first definition.
+    ``--max-trials`` is not part of it, so a finished search can be extended."""
+    path = tune_dir / SEARCH_FILE
+    if path.is_file():
+        saved, now = _flatten(yaml.safe_load(path.read_text())), _flatten(identity)
+        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+        if changed:
+            raise ConfigError(
+                f"{path}: this search was started with other settings; changed: "
+                + ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed)
+                + ". Resume it with the same arguments, or pass another --tune-dir."
+            )
+        return
+    tune_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SEARCH_FILE}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(identity, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def settle_reloaded_trials(oracle) -> dict[str, list[str]]:
+    """Repairs the two states a kill leaves in a reloaded keras-tuner 1.4.8 oracle; returns
+    the ids of the trials it kept from running again and of those it sent to run.
+
+    - ``end_trial`` saves ``oracle.json`` before it removes the trial from ``ongoing_trials``,
+      and the file is saved again only when the next trial starts (or never, after the last).
+      Killed in between, the COMPLETED trial reloads as "ongoing", ``reload`` sends it for
+      retry and it would be trained again. It is taken out of the retry queue (and put in
+      ``end_order`` if the kill also came before that was saved).
+    - ``create_trial`` writes the new trial's ``trial.json`` (RUNNING) before ``oracle.json``.
+      Killed in between, the trial reloads from its file but the oracle does not know it: it
+      counts towards ``max_trials`` and never runs, so the search ends a trial short. It is
+      sent for retry, as ``reload`` does with the trials it knows were running.
+    """
+    from keras_tuner.src.engine.trial import TrialStatus
+
+    finished = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+    done = [t for t in oracle._retry_queue if oracle.trials[t].status in finished]
+    oracle._retry_queue = [t for t in oracle._retry_queue if t not in done]
+    for trial_id in done:
+        if trial_id not in oracle.end_order:
+            oracle.end_order.append(trial_id)
+        log.info("trial %s had finished before the restart; not run again", trial_id)
+    orphans = [
+        trial_id
+        for trial_id, trial in sorted(oracle.trials.items())
+        if trial.status == TrialStatus.RUNNING and trial_id not in oracle._retry_queue
+    ]
+    for trial_id in orphans:
+        oracle._record_values(oracle.trials[trial_id])
+        if trial_id not in oracle.start_order:
+            oracle.start_order.append(trial_id)
+        oracle._retry_queue.append(trial_id)
+        log.info("trial %s had started before the restart; running it", trial_id)
+    return {"not_run_again": done, "run": orphans}
+
+
 def load_space(path: str | None) -> dict[str, Any]:
     """The default space narrowed by a YAML of ``name: domain`` (unknown names refused)."""
     space = {name: domain for name, (_, domain) in SPACE.items()}
@@ -171,6 +243,7 @@ def make_tuner(
     import keras_tuner
 
     from pipelines.evaluation import monitor_value
+    from pipelines.train import METRICS_FILE, prepare_run_dir
     from pipelines.trainer import train
 
     class ReferenceScheduleTuner(keras_tuner.Tuner):
@@ -183,11 +256,17 @@ def make_tuner(
                 overrides["train.max_epochs"] = int(trial.hyperparameters["tuner/epochs"])
             config = base.replace(overrides)
             run_dir = Path(self.project_dir) / "runs" / trial.trial_id
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-            metrics = train(config, dataset_dir, run_dir, verbose=0)
+            if prepare_run_dir(run_dir, config, overwrite=False):
+                # Killed after the run wrote metrics.json, before keras-tuner recorded the
+                # trial: report the finished run instead of evaluating it again.
+                metrics = json.loads((run_dir / METRICS_FILE).read_text())
+                log.info("trial %s had finished before the restart: %s", trial.trial_id, values)
+            else:  # a new run, or one resumed from its last checkpoint
+                metrics = train(config, dataset_dir, run_dir, verbose=0)
+                log.info(
+                    "trial %s finished: %s -> valid %s", trial.trial_id, values, metrics["valid"]
+                )
             score = monitor_value(metrics["valid"], config.train.monitor)
-            log.info("trial %s finished: %s -> valid %s", trial.trial_id, values, metrics["valid"])
             return {OBJECTIVE: score, **{f"val_{k}": v for k, v in metrics["valid"].items()}}
 
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
@@ -202,9 +281,11 @@ def make_tuner(
         )
     # Declare the space up front so the oracle samples every dimension from the first trial.
     declare(oracle.hyperparameters, space)
-    return ReferenceScheduleTuner(
+    tuner = ReferenceScheduleTuner(
         oracle=oracle, directory=str(tune_dir.parent), project_name=tune_dir.name, overwrite=False
-    )
+    )  # reloads the oracle of an interrupted search
+    settle_reloaded_trials(tuner.oracle)
+    return tuner
 
 
 def trial_rows(tuner) -> list[dict]:
@@ -292,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         dataset_dir = resolve_dataset(base)
         tune_dir = Path(args.tune_dir or Path("tune") / f"{args.dataset}-{args.tuner}").resolve()
         check_tuner_state(tune_dir)
+        check_search_identity(
+            tune_dir,
+            {"tuner": args.tuner, "seed": args.seed, "space": space, "config": base.to_dict()},
+        )
     except (ConfigError, FileNotFoundError, ValueError) as error:
         log.error("%s", error)
         return 2

@@ -2,6 +2,7 @@
 training run from the best YAML."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -138,6 +139,98 @@ def _completed(tune_dir):
         if trial["status"] == "COMPLETED":
             out.append(trial["trial_id"])
     return sorted(out)
+
+
+def _edit_state(path, **changes):
+    state = json.loads(path.read_text())
+    state.update(changes)
+    path.write_text(json.dumps(state))
+
+
+def test_restart_never_trains_a_finished_trial_again_and_refuses_other_settings(
+    prepared, tmp_path, caplog
+):
+    """The states a kill can leave behind, written by hand: keras-tuner saves ``oracle.json``
+    with the trial still "ongoing" after the trial is COMPLETED (and only rewrites it when the
+    next trial starts), and a kill after ``metrics.json`` but before keras-tuner records the
+    trial leaves it RUNNING. Neither may train the trial again."""
+    from pipelines.tune import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"simple_tower": "A", "fusion": ["wsf", "sum", "cf"]}))
+    tune_dir = tmp_path / "search"
+    argv = _command(prepared, tune_dir, space)[3:]
+    caplog.set_level(logging.INFO)
+    one = [*argv[: argv.index("--max-trials") + 1], "1", *argv[argv.index("--max-trials") + 2 :]]
+    assert main(one) == 0 and _completed(tune_dir) == ["0"]
+    score = json.loads((tune_dir / "trial_0" / "trial.json").read_text())["score"]
+    stamp = (tune_dir / "runs" / "0" / "metrics.json").stat().st_mtime_ns
+    # Killed after trial 0's trial.json was written as COMPLETED, before the oracle forgot it.
+    _edit_state(tune_dir / "oracle.json", ongoing_trials={"tuner0": "0"}, end_order=[])
+    caplog.clear()
+    two = [*one[: one.index("--max-trials") + 1], "2", *one[one.index("--max-trials") + 2 :]]
+    assert main(two) == 0 and _completed(tune_dir) == ["0", "1"]
+    assert "trial 0 had finished before the restart; not run again" in caplog.text
+    assert "trial 0 finished" not in caplog.text and "trial 1 finished" in caplog.text
+    assert (tune_dir / "runs" / "0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads((tune_dir / "trial_0" / "trial.json").read_text())["score"] == score
+    assert json.loads((tune_dir / "oracle.json").read_text())["end_order"] == ["0", "1"]
+
+    # Killed after trial 1's run wrote metrics.json, before keras-tuner recorded the trial.
+    _edit_state(tune_dir / "trial_1" / "trial.json", status="RUNNING", score=None)
+    _edit_state(tune_dir / "oracle.json", ongoing_trials={"tuner0": "1"}, end_order=["0"])
+    want = json.loads((tune_dir / "runs" / "1" / "metrics.json").read_text())["valid"]["auc"]
+    stamp = (tune_dir / "runs" / "1" / "metrics.json").stat().st_mtime_ns
+    caplog.clear()
+    assert main(two) == 0 and _completed(tune_dir) == ["0", "1"]
+    assert "trial 1 had finished before the restart:" in caplog.text
+    assert "trial 1 finished" not in caplog.text
+    assert (tune_dir / "runs" / "1" / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads((tune_dir / "trial_1" / "trial.json").read_text())["score"] == want
+
+    # Another base config on the same search directory is refused before any work.
+    caplog.clear()
+    changed = [*two, "--set", "train.batch_size=1024"]
+    assert main(changed) == 2
+    assert "search.yaml: this search was started with other settings; changed: " in caplog.text
+    assert "config.train.batch_size (2048 -> 1024)" in caplog.text
+
+
+def test_trial_killed_before_the_oracle_saved_it_runs_after_a_restart(
+    prepared, tmp_path, monkeypatch, caplog
+):
+    """keras-tuner writes a new trial's ``trial.json`` before ``oracle.json``; killed in between,
+    the oracle reloads a RUNNING trial it never started. It must run, not be lost."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    from pipelines.tune import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"simple_tower": "A", "fusion": ["wsf", "sum", "cf"]}))
+    tune_dir = tmp_path / "search"
+    argv = _command(prepared, tune_dir, space)[3:]
+    argv[argv.index("--max-trials") + 1] = "2"
+    real_save = oracle_module.Oracle.save
+
+    def save(self):
+        if len(self.trials) == 2 and (tune_dir / "trial_1" / "trial.json").exists():
+            raise KeyboardInterrupt  # the kill: trial 1's file is written, oracle.json is not
+        real_save(self)
+
+    monkeypatch.setattr(oracle_module.Oracle, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.undo()
+    saved = json.loads((tune_dir / "oracle.json").read_text())
+    assert saved["start_order"] == ["0"] and _completed(tune_dir) == ["0"]
+    status = json.loads((tune_dir / "trial_1" / "trial.json").read_text())["status"]
+    assert status == "RUNNING"
+    caplog.set_level(logging.INFO)
+    assert main(argv) == 0
+    assert "trial 1 had started before the restart; running it" in caplog.text
+    assert "trial 0 finished" not in caplog.text and "trial 1 finished" in caplog.text
+    assert _completed(tune_dir) == ["0", "1"]
+    assert len((tune_dir / "results.md").read_text().splitlines()) == 2 + 2
 
 
 @pytest.mark.slow
