@@ -159,16 +159,17 @@ def test_restart_never_trains_a_finished_trial_again_and_refuses_other_settings(
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"simple_tower": "A", "fusion": ["wsf", "sum", "cf"]}))
     tune_dir = tmp_path / "search"
-    argv = _command(prepared, tune_dir, space)[3:]
+    one = _command(prepared, tune_dir, space)[3:]
+    one[one.index("--max-trials") + 1] = "1"
+    two = [*one]
+    two[two.index("--max-trials") + 1] = "2"
     caplog.set_level(logging.INFO)
-    one = [*argv[: argv.index("--max-trials") + 1], "1", *argv[argv.index("--max-trials") + 2 :]]
     assert main(one) == 0 and _completed(tune_dir) == ["0"]
     score = json.loads((tune_dir / "trial_0" / "trial.json").read_text())["score"]
     stamp = (tune_dir / "runs" / "0" / "metrics.json").stat().st_mtime_ns
     # Killed after trial 0's trial.json was written as COMPLETED, before the oracle forgot it.
     _edit_state(tune_dir / "oracle.json", ongoing_trials={"tuner0": "0"}, end_order=[])
     caplog.clear()
-    two = [*one[: one.index("--max-trials") + 1], "2", *one[one.index("--max-trials") + 2 :]]
     assert main(two) == 0 and _completed(tune_dir) == ["0", "1"]
     assert "trial 0 had finished before the restart; not run again" in caplog.text
     assert "trial 0 finished" not in caplog.text and "trial 1 finished" in caplog.text
