@@ -44,7 +44,7 @@ def cache_path(study: Study, key: str, args) -> Path:
     if key == "6":
         payload = {m: study.key_config(s) for m, s in TIMING_MODELS.items()}
         payload["epochs"] = args.timing_epochs
-        payload["clocks"] = ["wall", "cpu"]
+        payload["clocks"] = ["wall", "cpu", "batches"]  # timed by callback, see _timer
         return study.json_path("table6", payload)
     raise ValueError(f"unknown experiment {key!r}")
 
@@ -312,9 +312,41 @@ def plot_fig5(norms: dict, png: Path) -> None:
 
 
 # -- Table VI -----------------------------------------------------------------------------------
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _timer():
+    """A callback that times the batches of a ``fit`` epoch and of a ``predict``: wall clock and
+    the process's CPU time (all threads; a stall of a shared machine lengthens the first only).
+
+    Timing the whole ``fit``/``predict`` call instead picks up a stall of tf.data (TF 2.21)
+    when it deletes the call's iterator: deleting an iterator whose pipeline has AUTOTUNE
+    parameters waits for the autotuning thread, which wakes 10 ms, 30 ms, 70 ms, ... after the
+    iterator was created (its period doubles from 10 ms), so a 7 s epoch ended at 10.23 s
+    (10 ms x (2^10 - 1)) and a 15 s one at 20.47 s, at random. The stall falls after the last
+    batch (after ``on_epoch_end``); the trainer's own per-epoch times exclude it the same way.
+    """
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = _clocks()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = tuple(b - a for a, b in zip(self.start, _clocks(), strict=True))
+
+        on_predict_begin = on_epoch_begin
+
+        def on_predict_end(self, logs=None):
+            self.on_epoch_end(0)
+
+    return Timer()
+
+
 def run_timing(study: Study, epochs: int) -> dict:
     """Median seconds of a training epoch and of predicting the valid split, models
-    interleaved in this process after one warm-up epoch each."""
+    interleaved in this process after one warm-up epoch each (see :func:`_timer`)."""
     from pipelines.evaluation import SplitEvaluator
     from pipelines.reader import make_dataset
 
@@ -328,22 +360,21 @@ def run_timing(study: Study, epochs: int) -> dict:
         valid.predict(model)
         models[name] = (model, data, valid)
         print(f"table6 {name}: warmed up", flush=True)
-    train_s = {name: [] for name in models}
-    infer_s = {name: [] for name in models}
-    train_cpu = {name: [] for name in models}
-    infer_cpu = {name: [] for name in models}
+    clocks = ("train_s", "train_cpu_s", "infer_s", "infer_cpu_s", "train_call_s", "infer_call_s")
+    got = {name: {clock: [] for clock in clocks} for name in models}
+    timer = _timer()
     for _ in range(epochs):
         for name, (model, data, valid) in models.items():
-            # Wall clock and the process's CPU time (all threads): on a shared machine a stall
-            # lengthens the first, not the second.
-            start, cpu = time.perf_counter(), time.process_time()
-            model.fit(data, epochs=1, verbose=0)
-            train_s[name].append(time.perf_counter() - start)
-            train_cpu[name].append(time.process_time() - cpu)
-            start, cpu = time.perf_counter(), time.process_time()
-            valid.predict(model)
-            infer_s[name].append(time.perf_counter() - start)
-            infer_cpu[name].append(time.process_time() - cpu)
+            start = time.perf_counter()
+            model.fit(data, epochs=1, verbose=0, callbacks=[timer])
+            got[name]["train_call_s"].append(time.perf_counter() - start)
+            got[name]["train_s"].append(timer.seconds[0])
+            got[name]["train_cpu_s"].append(timer.seconds[1])
+            start = time.perf_counter()
+            valid.predict(model, callbacks=[timer])
+            got[name]["infer_call_s"].append(time.perf_counter() - start)
+            got[name]["infer_s"].append(timer.seconds[0])
+            got[name]["infer_cpu_s"].append(timer.seconds[1])
     config = study.config(TIMING_MODELS["dnn"], FIRST_SEED)
     return {
         "epochs": epochs,
@@ -352,14 +383,8 @@ def run_timing(study: Study, epochs: int) -> dict:
         "load_average": os.getloadavg()[0],
         "models": {
             name: {
-                "train_s": statistics.median(train_s[name]),
-                "infer_s": statistics.median(infer_s[name]),
-                "train_all": train_s[name],
-                "infer_all": infer_s[name],
-                "train_cpu_s": statistics.median(train_cpu[name]),
-                "infer_cpu_s": statistics.median(infer_cpu[name]),
-                "train_cpu_all": train_cpu[name],
-                "infer_cpu_all": infer_cpu[name],
+                **{clock: statistics.median(xs) for clock, xs in got[name].items()},
+                **{f"{clock[:-2]}_all": xs for clock, xs in got[name].items()},
             }
             for name in models
         },

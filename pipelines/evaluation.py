@@ -51,11 +51,12 @@ class SplitEvaluator:
             tf.data.experimental.assert_cardinality(batches)
         )
 
-    def predict(self, model: keras.Model) -> np.ndarray:
+    def predict(self, model: keras.Model, callbacks=None) -> np.ndarray:
+        """The split's CTR predictions; ``callbacks`` go to ``model.predict``."""
         if self.predict_fn is not None:
             outputs = self.predict_fn(model, self._features)
         else:
-            outputs = model.predict(self._features, verbose=0)
+            outputs = model.predict(self._features, verbose=0, callbacks=callbacks)
         ctr = outputs[CTR_OUTPUT] if isinstance(outputs, dict) else outputs
         ctr = np.asarray(ctr, dtype=np.float64).reshape(-1)
         if ctr.shape != self.labels.shape:

@@ -288,10 +288,33 @@ def test_table6_ratios_to_dnn_wall_and_cpu(study):
     text = repro_report.Report(study, {}).table6(timing)
     assert "| TF4CTR | 3.00 | 1.50x | 6.20 | 1.55x | 0.60 | 1.20x | 1.50 | 1.50x | - | - |" in text
     assert "| DNN | 2.00 | 1.00x | 4.00 | 1.00x |" in text
+    assert "whole `fit()` call" not in text  # a timing from before the callback clocks
+    for name in ("dnn", "tf4ctr"):
+        timing["models"][name]["train_call_all"] = [10.23]
+    text = repro_report.Report(study, {}).table6(timing)
+    assert "from the first batch to the last (a Keras callback)" in text
+    assert "The whole `fit()` call of those epochs: DNN 10.23; TF4CTR 10.23. " in text
     del timing["models"]["tf4ctr"]["train_cpu_s"]  # a timing from before CPU time was kept
     assert "| TF4CTR | 3.00 | 1.50x | - | - | 0.60 | 1.20x |" in repro_report.Report(
         study, {}
     ).table6(timing)
+
+
+def test_table6_timer_reads_the_clocks_at_the_first_and_last_batch(monkeypatch):
+    import keras
+
+    ticks = iter([(10.0, 1.0), (13.5, 2.5), (20.0, 4.0), (20.25, 4.75)])
+    monkeypatch.setattr(repro_experiments, "_clocks", lambda: next(ticks))
+    timer = repro_experiments._timer()
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.ones((8, 1), "float32")
+    model.fit(x, x, batch_size=4, epochs=1, verbose=0, callbacks=[timer])
+    assert timer.seconds == (3.5, 1.5)  # one epoch: read once at its start, once at its end
+    model.predict(x, batch_size=4, verbose=0, callbacks=[timer])
+    assert timer.seconds == (0.25, 0.75)
+    with pytest.raises(StopIteration):  # nothing else read the clocks
+        next(ticks)
 
 
 def test_welch_t_test_equals_scipy():
