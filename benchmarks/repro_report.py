@@ -491,27 +491,22 @@ class Report:
                 f"{pair(t, 'infer_s')} | {pair(t, 'infer_cpu_s')} | "
                 f"{paper[1] if paper else '-'} | {paper[3] if paper else '-'} |"
             )
-        lines += [
-            "",
-            "Wall-clock epochs, in timing order: "
-            + "; ".join(
-                f"{NAMES[name]} {', '.join(f'{x:.2f}' for x in t['train_all'])}"
+
+        def epochs(key: str) -> str:
+            return "; ".join(
+                f"{NAMES[name]} {', '.join(f'{x:.2f}' for x in t[key])}"
                 for name, t in timing["models"].items()
             )
-            + ".",
-        ]
+
+        lines += ["", f"Wall-clock epochs, in timing order: {epochs('train_all')}."]
         if "train_call_all" in base:
             lines += [
                 "",
-                "The whole `fit()` call of those epochs: "
-                + "; ".join(
-                    f"{NAMES[name]} {', '.join(f'{x:.2f}' for x in t['train_call_all'])}"
-                    for name, t in timing["models"].items()
-                )
-                + ". It adds the deletion of the epoch's tf.data iterator, which in TF 2.21 "
-                "waits for the pipeline's autotuning thread; that thread wakes 10 ms x "
-                "(2^k - 1) after the iterator was created, so calls end at 10.23 s or 20.47 s "
-                "at random (`_timer` in `benchmarks/repro_experiments.py`).",
+                f"The whole `fit()` call of those epochs: {epochs('train_call_all')}. It adds the "
+                "deletion of the epoch's tf.data iterator, which in TF 2.21 waits for the "
+                "pipeline's autotuning thread; that thread wakes 10 ms x (2^k - 1) after the "
+                "iterator was created, so calls end at 10.23 s or 20.47 s at random (`_timer` "
+                "in `benchmarks/repro_experiments.py`).",
             ]
         return "\n".join(lines)
 
