@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.reproduce import FIRST_SEED, Study, spec
+from benchmarks.timing import batch_timer
 
 CLASSES = ("misclassified", "poorly", "well")
 THRESHOLDS = (0.3, 0.6)
@@ -312,41 +313,9 @@ def plot_fig5(norms: dict, png: Path) -> None:
 
 
 # -- Table VI -----------------------------------------------------------------------------------
-def _clocks() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def _timer():
-    """A callback that times the batches of a ``fit`` epoch and of a ``predict``: wall clock and
-    the process's CPU time (all threads; a stall of a shared machine lengthens the first only).
-
-    Timing the whole ``fit``/``predict`` call instead picks up a stall of tf.data (TF 2.21)
-    when it deletes the call's iterator: deleting an iterator whose pipeline has AUTOTUNE
-    parameters waits for the autotuning thread, which wakes 10 ms, 30 ms, 70 ms, ... after the
-    iterator was created (its period doubles from 10 ms), so a 7 s epoch ended at 10.23 s
-    (10 ms x (2^10 - 1)) and a 15 s one at 20.47 s, at random. The stall falls after the last
-    batch (after ``on_epoch_end``); the trainer's own per-epoch times exclude it the same way.
-    """
-    import keras
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = _clocks()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = tuple(b - a for a, b in zip(self.start, _clocks(), strict=True))
-
-        on_predict_begin = on_epoch_begin
-
-        def on_predict_end(self, logs=None):
-            self.on_epoch_end(0)
-
-    return Timer()
-
-
 def run_timing(study: Study, epochs: int) -> dict:
     """Median seconds of a training epoch and of predicting the valid split, models
-    interleaved in this process after one warm-up epoch each (see :func:`_timer`)."""
+    interleaved in this process after one warm-up epoch each (see :func:`benchmarks.timing.batch_timer`)."""
     from pipelines.evaluation import SplitEvaluator
     from pipelines.reader import make_dataset
 
@@ -362,7 +331,7 @@ def run_timing(study: Study, epochs: int) -> dict:
         print(f"table6 {name}: warmed up", flush=True)
     clocks = ("train_s", "train_cpu_s", "infer_s", "infer_cpu_s", "train_call_s", "infer_call_s")
     got = {name: {clock: [] for clock in clocks} for name in models}
-    timer = _timer()
+    timer = batch_timer()
     for _ in range(epochs):
         for name, (model, data, valid) in models.items():
             start = time.perf_counter()

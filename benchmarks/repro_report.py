@@ -505,8 +505,8 @@ class Report:
                 f"The whole `fit()` call of those epochs: {epochs('train_call_all')}. It adds the "
                 "deletion of the epoch's tf.data iterator, which in TF 2.21 waits for the "
                 "pipeline's autotuning thread; that thread wakes 10 ms x (2^k - 1) after the "
-                "iterator was created, so calls end at 10.23 s or 20.47 s at random (`_timer` "
-                "in `benchmarks/repro_experiments.py`).",
+                "iterator was created, so calls can end at 10.23 s or 20.47 s "
+                "(`benchmarks/timing.py`).",
             ]
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ import yaml
 from scipy import stats
 
 from benchmarks import repro_experiments, repro_report, reproduce
+from benchmarks import timing as bench_timing
 from benchmarks.repro_archive import DATA_ID_FILE
 from benchmarks.reproduce import Study
 from tests.conftest import generated_criteo_dataset
@@ -304,8 +305,8 @@ def test_table6_timer_reads_the_clocks_at_the_first_and_last_batch(monkeypatch):
     import keras
 
     ticks = iter([(10.0, 1.0), (13.5, 2.5), (20.0, 4.0), (20.25, 4.75)])
-    monkeypatch.setattr(repro_experiments, "_clocks", lambda: next(ticks))
-    timer = repro_experiments._timer()
+    monkeypatch.setattr(bench_timing, "clocks", lambda: next(ticks))
+    timer = bench_timing.batch_timer()
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     x = np.ones((8, 1), "float32")
