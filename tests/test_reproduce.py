@@ -247,6 +247,17 @@ def test_report_from_hand_made_runs(study, tmp_path):
     assert "not run: `python benchmarks/reproduce.py --dataset frappe --tables 6`" in text
     missing = re.search(r"(\d+) cell\(s\) are not run yet", text)
     assert missing and int(missing.group(1)) > 10
+    assert "TF loss +0.250 (paper +0.18). Differences below 0.05 points are within single-" in text
+    assert "(no per-model tuning), with 1-2 seeds per cell." in text  # no test with n = 1
+    _fake_run(study, t2[("dualmlp", "tf")], 2024, 0.9837)  # a second seed: a t-test
+    repro_report.write_report(study, path, args)
+    text = path.read_text()
+    p = stats.ttest_ind([0.9835, 0.9837], [0.980, 0.982], equal_var=False).pvalue
+    assert "TF loss +0.260 (paper +0.18). Means over 2 seeds per cell." in text
+    assert (
+        "with 2 seeds per cell; two-tailed Welch t-test of the TF loss against log loss: "
+        f"DualMLP p = {p:.2g}." in text
+    )
 
 
 def test_report_on_a_dataset_without_user_key_or_paper_table3(tmp_path, monkeypatch):
