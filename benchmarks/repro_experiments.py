@@ -45,7 +45,7 @@ def cache_path(study: Study, key: str, args) -> Path:
     if key == "6":
         payload = {m: study.key_config(s) for m, s in TIMING_MODELS.items()}
         payload["epochs"] = args.timing_epochs
-        payload["clocks"] = ["wall", "cpu", "batches"]  # timed by callback, see _timer
+        payload["clocks"] = ["wall", "cpu", "batches"]  # see benchmarks.timing.batch_timer
         return study.json_path("table6", payload)
     raise ValueError(f"unknown experiment {key!r}")
 
@@ -315,7 +315,8 @@ def plot_fig5(norms: dict, png: Path) -> None:
 # -- Table VI -----------------------------------------------------------------------------------
 def run_timing(study: Study, epochs: int) -> dict:
     """Median seconds of a training epoch and of predicting the valid split, models
-    interleaved in this process after one warm-up epoch each (see :func:`benchmarks.timing.batch_timer`)."""
+    interleaved in this process after one warm-up epoch each, timed from the first batch to
+    the last (:func:`benchmarks.timing.batch_timer`)."""
     from pipelines.evaluation import SplitEvaluator
     from pipelines.reader import make_dataset
 

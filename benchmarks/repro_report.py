@@ -469,7 +469,7 @@ class Report:
             + (
                 ", from the first batch to the last (a Keras callback), as the trainer times "
                 "its epochs"
-                if "train_call_all" in timing["models"]["dnn"]
+                if "train_call_all" in base
                 else ""
             )
             + ". Paper: KKBox, first epoch, RTX 4090.",

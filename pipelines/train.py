@@ -179,7 +179,8 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / config.dataset / f"{config.model.name}-{config.fingerprint()}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Writes ``text`` to a temporary file beside ``path`` and renames it into place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -204,7 +205,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool, write: bo
             return True
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(config_path, resolved)
+        write_atomic(config_path, resolved)
     return False
 
 

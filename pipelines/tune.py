@@ -40,6 +40,7 @@ from pipelines.run_config import (
     parse_override,
     resolve_config,
 )
+from pipelines.train import METRICS_FILE, prepare_run_dir, write_atomic
 
 log = logging.getLogger("pipelines.tune")
 
@@ -131,9 +132,7 @@ def check_search_identity(tune_dir: Path, identity: dict[str, Any]) -> None:
             )
         return
     tune_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SEARCH_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(identity, sort_keys=False))
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(identity, sort_keys=False))
 
 
 def settle_reloaded_trials(oracle) -> dict[str, list[str]]:
@@ -243,7 +242,6 @@ def make_tuner(
     import keras_tuner
 
     from pipelines.evaluation import monitor_value
-    from pipelines.train import METRICS_FILE, prepare_run_dir
     from pipelines.trainer import train
 
     class ReferenceScheduleTuner(keras_tuner.Tuner):
