@@ -164,8 +164,8 @@ def child_prepare(raw: str, out: str) -> dict:
     import resource
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from pipelines.manifest import load_manifest
-    from pipelines.preprocess import prepare
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.prepare import prepare
 
     started_at = time.time()
     start = time.perf_counter()
@@ -213,10 +213,11 @@ def child_train(data: str, mode: str, steps: int, warmup: int, batch: int) -> di
     import keras
     import tensorflow as tf
 
-    from pipelines.manifest import load_manifest
-    from pipelines.reader import make_dataset
-    from pipelines.run_config import resolve_config
-    from pipelines.trainer import build_from_config, compile_model, losses_for, with_targets
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.reader import make_dataset
+    from pipelines.training.common import build_from_config, compile_model, losses_for
+    from pipelines.training.config import resolve_config
+    from pipelines.training.keras_fit import with_targets
 
     config = resolve_config("criteo", overrides={"train.batch_size": batch})
     t = config.train
@@ -248,7 +249,7 @@ def child_train(data: str, mode: str, steps: int, warmup: int, batch: int) -> di
 def child_reader(data: str, batch: int, seconds: float, seed: int) -> dict:
     import resource
 
-    from pipelines.reader import make_dataset
+    from pipelines.data.reader import make_dataset
 
     ds = make_dataset(data, "train", batch, shuffle=True, seed=seed, repeat=True)
     it = iter(ds)
@@ -275,7 +276,7 @@ def stage_generate(raw: Path, rows: int) -> dict:
     if raw.exists():
         info = json.loads(meta.read_text()) if meta.exists() else {}
         return {**info, "reused": True}
-    from pipelines.generate import generate_criteo
+    from pipelines.data.generate import generate_criteo
 
     part = raw.parent / raw.name.replace(".txt.gz", ".partial.txt.gz")
     load_start = loadavg()

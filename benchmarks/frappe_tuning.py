@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
 
 from benchmarks.report import replace_section  # noqa: E402
-from pipelines.tune import SPACE  # noqa: E402
+from pipelines.training.tune import SPACE  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "frappe"
 RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
@@ -63,7 +63,7 @@ def main() -> None:
     shown = " ".join(["python", *cmd[1:]])
     shown = shown.replace(str(REPO.parent / "shared"), "../shared").replace(str(REPO) + "/", "")
     lines = [
-        "## Hyperparameter search (issue: pipelines.tune)",
+        "## Hyperparameter search (issue: pipelines.training.tune)",
         "",
         f"`python benchmarks/frappe_tuning.py` runs `{shown}`"
         f": {len(trials)} completed trials, Bayesian optimisation over the paper's space, each "

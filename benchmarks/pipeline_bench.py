@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 _CHILD = """
 import json, resource, sys, time
-from pipelines.preprocess import prepare
-from pipelines.manifest import load_manifest
+from pipelines.data.prepare import prepare
+from pipelines.data.manifest import load_manifest
 start = time.perf_counter()
 path = prepare("criteo", sys.argv[1], sys.argv[2], force=True)
 seconds = time.perf_counter() - start
@@ -64,7 +64,7 @@ def bench_prepare(raw: Path, out: Path) -> dict:
 
 
 def bench_reader(data_dir: str, batch_size: int, seconds: float = 20.0) -> float:
-    from pipelines.reader import make_dataset
+    from pipelines.data.reader import make_dataset
 
     ds = make_dataset(data_dir, "train", batch_size, repeat=True, drop_remainder=True)
     it = iter(ds)
@@ -110,8 +110,8 @@ def bench_model(data_dir: str, batch_size: int, steps: int = 30) -> tuple[float,
     import keras
     import tensorflow as tf
 
-    from pipelines.manifest import load_manifest
-    from pipelines.reader import make_dataset
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.reader import make_dataset
 
     manifest = load_manifest(data_dir)
     features, label = next(iter(make_dataset(data_dir, "train", batch_size, drop_remainder=True)))
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--reader-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
-    from pipelines.generate import generate_criteo
+    from pipelines.data.generate import generate_criteo
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pipeline_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)

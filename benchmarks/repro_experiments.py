@@ -88,9 +88,9 @@ def difficulty_counts(labels, probs, thresholds=THRESHOLDS) -> dict[str, dict[st
 def _setup(study: Study, config):
     import keras
 
-    from pipelines.data import resolve_dataset
-    from pipelines.manifest import load_manifest
-    from pipelines.trainer import build_from_config, compile_model
+    from pipelines.data.manifest import load_manifest
+    from pipelines.training.common import build_from_config, compile_model
+    from pipelines.training.inputs import resolve_dataset
 
     dataset_dir = resolve_dataset(config)
     manifest = load_manifest(dataset_dir)
@@ -103,8 +103,9 @@ def _setup(study: Study, config):
 def _train_data(dataset_dir, manifest, config, batch_size=None):
     import tensorflow as tf
 
-    from pipelines.reader import make_dataset
-    from pipelines.trainer import losses_for, with_targets
+    from pipelines.data.reader import make_dataset
+    from pipelines.training.common import losses_for
+    from pipelines.training.keras_fit import with_targets
 
     batch_size = batch_size or config.train.batch_size
     steps = -(-manifest.splits["train"].rows // batch_size)
@@ -145,9 +146,9 @@ def _DifficultyCallback(name, splits):  # noqa: N802 (keras imported lazily)
 def run_fig10(study: Study, epochs: int) -> dict:
     """Trains each model ``epochs`` epochs (reference LR schedule, no early stop) and counts the
     valid and test samples by difficulty after every epoch."""
-    from pipelines.evaluation import SplitEvaluator
-    from pipelines.reader import make_dataset
-    from pipelines.schedule import ReferenceSchedule
+    from pipelines.data.reader import make_dataset
+    from pipelines.training.evaluation import SplitEvaluator
+    from pipelines.training.schedule import ReferenceSchedule
 
     out = {"epochs": epochs, "thresholds": list(THRESHOLDS), "models": {}}
     for name, s in FIG10_MODELS.items():
@@ -273,7 +274,7 @@ def run_fig5(study: Study, batch_size: int) -> dict:
             lambda x, y, m=model, o=optimizer, f=tf_loss: logit_gradient_step(m, o, x, y, f),
             reduce_retracing=True,
         )
-        from pipelines.reader import make_dataset
+        from pipelines.data.reader import make_dataset
 
         # Full batches only: a norm over B entries of size ~1/B scales like 1/sqrt(B).
         data = make_dataset(
@@ -317,8 +318,8 @@ def run_timing(study: Study, epochs: int) -> dict:
     """Median seconds of a training epoch and of predicting the valid split, models
     interleaved in this process after one warm-up epoch each, timed from the first batch to
     the last (:func:`benchmarks.timing.batch_timer`)."""
-    from pipelines.evaluation import SplitEvaluator
-    from pipelines.reader import make_dataset
+    from pipelines.data.reader import make_dataset
+    from pipelines.training.evaluation import SplitEvaluator
 
     models = {}
     for name, s in TIMING_MODELS.items():

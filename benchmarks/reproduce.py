@@ -116,8 +116,8 @@ def data_identity(path: str) -> str:
     detection, less the path and mtime, which differ between checkouts). A path that does not
     exist, or a remote one, is its own identity.
     """
-    from pipelines.fileio import file_fingerprint
-    from pipelines.manifest import MANIFEST_NAME
+    from pipelines.data.fileio import file_fingerprint
+    from pipelines.data.manifest import MANIFEST_NAME
 
     root = Path(path)
     if "://" in path or not root.exists():
@@ -186,7 +186,7 @@ class Study:
         """The RunConfig the train CLI resolves for this cell and seed (its own parser)."""
         key = (s, seed)
         if key not in self._configs:
-            from pipelines.train import build_parser, config_from_args
+            from pipelines.training.cli import build_parser, config_from_args
 
             self._configs[key] = config_from_args(
                 build_parser().parse_args(s.argv(self.dataset, self.data, seed, self.extra))

@@ -36,9 +36,9 @@ def _finished_run(tmp: Path) -> Path:
     """A 1-epoch TF4CTR run on Frappe (reference architecture) when none is given."""
     import yaml
 
-    from pipelines.preprocess import prepare
-    from pipelines.run_config import resolve_config
-    from pipelines.trainer import train
+    from pipelines.data.prepare import prepare
+    from pipelines.training.config import resolve_config
+    from pipelines.training.run import train
 
     dataset_dir = prepare("frappe", str(FRAPPE), tmp / "data")
     config = resolve_config(
@@ -72,8 +72,8 @@ def main() -> None:
     import tf4ctr_keras  # noqa: F401
     from export import SERVING_SIGNATURE, export_run
     from export.raw_rows import RawDecoder
-    from pipelines.manifest import load_manifest
-    from pipelines.reader import make_dataset
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.reader import make_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     run_dir = Path(args.run_dir) if args.run_dir else _finished_run(tmp)

@@ -1,7 +1,7 @@
 """Training speed on Frappe: TF4CTR and DNN epochs interleaved in one process.
 
 Both models use the reference Frappe configuration and the production input path (gzip
-TFRecords through ``pipelines.reader``); epochs alternate between the models so machine load
+TFRecords through ``pipelines.data.reader``); epochs alternate between the models so machine load
 hits both alike. Prints median seconds per training epoch, the TF4CTR/DNN ratio (paper Table VI:
 1.30x on KKBox) and the ratio to the authors' PyTorch code on this data and machine
 (tf4ctr_reference.md section 9: 12.4-14.3 s per epoch for TF4CTR, 9.5 s for DNN).
@@ -40,13 +40,14 @@ def main() -> None:
 
     import keras
 
-    from pipelines.preprocess import prepare
-    from pipelines.reader import make_dataset
-    from pipelines.run_config import resolve_config
-    from pipelines.trainer import build_from_config, compile_model, losses_for, with_targets
+    from pipelines.data.prepare import prepare
+    from pipelines.data.reader import make_dataset
+    from pipelines.training.common import build_from_config, compile_model, losses_for
+    from pipelines.training.config import resolve_config
+    from pipelines.training.keras_fit import with_targets
 
     dataset_dir = prepare("frappe", str(FRAPPE), Path(args.data_dir) / "frappe-speed")
-    from pipelines.manifest import load_manifest
+    from pipelines.data.manifest import load_manifest
 
     manifest = load_manifest(dataset_dir)
     models = {}
@@ -78,7 +79,7 @@ def main() -> None:
         "## Training speed (`python benchmarks/train_speed.py`)",
         "",
         f"Frappe train epoch (202,027 rows, batch 10,000, reference configuration, gzip "
-        f"TFRecords through `pipelines.reader`), {args.precision}"
+        f"TFRecords through `pipelines.data.reader`), {args.precision}"
         f"{' + XLA' if args.jit else ''}, {os.cpu_count()} CPU cores, TF4CTR and DNN epochs "
         f"interleaved in one process, median of {args.epochs} after a warm-up epoch, first "
         "to last batch:",

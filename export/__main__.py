@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export", description="Export a finished run for TF Serving."
     )
-    p.add_argument("--run-dir", required=True, help="a finished `pipelines.train` run")
+    p.add_argument("--run-dir", required=True, help="a finished `pipelines.training.cli` run")
     p.add_argument("--model-base-path", required=True, help="TF Serving's --model_base_path root")
     p.add_argument("--model-name", help="default <model>_<dataset>")
     p.add_argument("--version", type=int, help="default: the next integer")

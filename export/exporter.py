@@ -15,7 +15,8 @@ import tensorflow as tf
 import tf4ctr_keras  # noqa: F401  (registers the model's classes for loading)
 from export.raw_rows import RawDecoder
 from export.serving_module import OUTPUT_NAME, SERVING_SIGNATURE, RawFeatureServer
-from pipelines.manifest import load_manifest
+from pipelines.data.manifest import load_manifest
+from pipelines.training.rundir import CONFIG_FILE, METRICS_FILE, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +37,21 @@ def next_version(model_dir: Path) -> int:
 
 def read_run(run_dir: Path):
     """The run's model, manifest and metrics; fails clearly when the run is not finished."""
-    metrics_path = run_dir / "metrics.json"
-    model_path = run_dir / "model.keras"
-    if not metrics_path.is_file() or not model_path.is_file():
+    run = RunDir(run_dir)
+    if not run.finished() or not run.model_path.is_file():
         raise FileNotFoundError(
             f"{run_dir} is not a finished run: expected metrics.json and model.keras "
             "(run `python -m pipelines.train` to completion first)."
         )
-    metrics = json.loads(metrics_path.read_text())
+    metrics = run.read_metrics()
     manifest = load_manifest(metrics["dataset_dir"])
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(run.model_path)
     return model, manifest, metrics
 
 
 def sample_ids(manifest, split: str, rows: int) -> dict[str, np.ndarray]:
     """Up to `rows` encoded rows of a split, in file order."""
-    from pipelines.reader import make_dataset
+    from pipelines.data.reader import make_dataset
 
     batch = next(iter(make_dataset(manifest.directory, split, rows, shuffle=False)))[0]
     return {k: v.numpy() for k, v in batch.items()}
@@ -125,8 +125,8 @@ def export_run(
             for record in warmup_requests(server, manifest, model_name, raw):
                 writer.write(record.SerializeToString())
         shutil.copy(manifest.directory / "manifest.json", extra / "manifest.json")
-        shutil.copy(run_dir / "config.yaml", extra / "config.yaml")
-        (extra / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        shutil.copy(RunDir(run_dir).config_path, extra / CONFIG_FILE)
+        (extra / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         (extra / INPUTS_FILE).write_text(json.dumps(server.input_types(), indent=1))
         os.rename(tmp, final)  # the version appears whole or not at all
     except BaseException:

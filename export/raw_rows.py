@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from pipelines.datasets.criteo import LOG_SQUARED
-from pipelines.datasets.kkbox import AGE_BUCKET, ISRC_COUNTRY
-from pipelines.manifest import Manifest
+from pipelines.data.datasets.criteo import LOG_SQUARED
+from pipelines.data.datasets.kkbox import AGE_BUCKET, ISRC_COUNTRY
+from pipelines.data.manifest import Manifest
 
 OOV_TOKEN = "\x00oov"  # never a vocabulary line: the pipeline's tokens hold no NUL
 

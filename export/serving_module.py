@@ -12,9 +12,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pipelines.datasets.criteo import LOG_SQUARED, log_squared_tf
-from pipelines.datasets.kkbox import AGE_BUCKET, ISRC_COUNTRY, bucketize_age_tf, isrc_country_tf
-from pipelines.manifest import FieldInfo, Manifest
+from pipelines.data.datasets.criteo import LOG_SQUARED, log_squared_tf
+from pipelines.data.datasets.kkbox import (
+    AGE_BUCKET,
+    ISRC_COUNTRY,
+    bucketize_age_tf,
+    isrc_country_tf,
+)
+from pipelines.data.manifest import FieldInfo, Manifest
 
 OUTPUT_NAME = "ctr_probability"
 EXAMPLES_INPUT = "examples"

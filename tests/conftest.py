@@ -29,8 +29,8 @@ def _seed_and_policy():
 def generated_criteo_dataset(root: Path, rows: int, seed: int, min_count: int) -> Path:
     """Generates `rows` of Criteo-format data under `root` and prepares them; returns the
     prepared dataset directory."""
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
+    from pipelines.data.generate import generate_criteo
+    from pipelines.data.prepare import prepare
 
     raw = root / "train.txt.gz"
     generate_criteo(str(raw), rows, seed=seed)
@@ -39,8 +39,8 @@ def generated_criteo_dataset(root: Path, rows: int, seed: int, min_count: int) -
 
 def train_small_run(root: Path, dataset: str, dataset_dir: Path, **overrides) -> Path:
     """Trains a small model for one epoch on a prepared dataset; returns the run directory."""
-    from pipelines.run_config import resolve_config
-    from pipelines.trainer import train
+    from pipelines.training.config import resolve_config
+    from pipelines.training.run import train
 
     config = resolve_config(
         dataset, overrides={**SMALL_RUN, "data.path": str(dataset_dir), **overrides}
@@ -58,7 +58,7 @@ def frappe_export(tmp_path_factory):
     if not FRAPPE.is_dir():
         pytest.skip("../shared/data/frappe is not present")
     from export import export_run
-    from pipelines.preprocess import prepare
+    from pipelines.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("export")
     dataset_dir = prepare("frappe", str(FRAPPE), root / "data")

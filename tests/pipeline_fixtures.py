@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.manifest import load_manifest
-from pipelines.reader import feature_spec
+from pipelines.data.manifest import load_manifest
+from pipelines.data.reader import feature_spec
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FRAPPE_DIR = SHARED_DATA / "frappe"
@@ -65,7 +65,7 @@ def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
 @pytest.fixture(scope="session")
 def generated_criteo(tmp_path_factory) -> Path:
     """20,000 generated Criteo rows (seed 3), gzip."""
-    from pipelines.generate import generate_criteo
+    from pipelines.data.generate import generate_criteo
 
     path = tmp_path_factory.mktemp("gen") / "train.txt.gz"
     generate_criteo(str(path), 20_000, seed=3)

@@ -22,7 +22,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {repo!r})
-from pipelines.train import main
+from pipelines.training.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -31,8 +31,8 @@ sys.exit(main(sys.argv[1:]))
 def test_mirrored_strategy_trains_on_two_logical_devices_and_exports(tmp_path):
     from export import SERVING_SIGNATURE, export_run
     from export.raw_rows import RawDecoder
-    from pipelines.manifest import load_manifest
-    from pipelines.reader import make_dataset
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.reader import make_dataset
 
     dataset_dir = generated_criteo_dataset(tmp_path, 8000, seed=4, min_count=2)
     script = tmp_path / "two_cpus.py"

@@ -11,10 +11,10 @@ import tensorflow as tf
 from export import EXAMPLES_SIGNATURE, OUTPUT_NAME, SERVING_SIGNATURE, export_run, next_version
 from export.exporter import WARMUP_FILE
 from export.raw_rows import RawDecoder, representative_raw_number
-from pipelines.datasets.criteo import log_squared as numpy_log_squared
-from pipelines.datasets.criteo import log_squared_tf
-from pipelines.manifest import load_manifest
-from pipelines.reader import make_dataset
+from pipelines.data.datasets.criteo import log_squared as numpy_log_squared
+from pipelines.data.datasets.criteo import log_squared_tf
+from pipelines.data.manifest import load_manifest
+from pipelines.data.reader import make_dataset
 from tests.conftest import train_small_run
 
 
@@ -199,8 +199,8 @@ def test_representative_raw_numbers_transform_back_to_their_token(token):
 
 @pytest.mark.slow
 def test_criteo_export_buckets_raw_integers_in_graph(tmp_path):
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
+    from pipelines.data.generate import generate_criteo
+    from pipelines.data.prepare import prepare
 
     raw_file = tmp_path / "train.txt"
     generate_criteo(str(raw_file), 20000, seed=3)
@@ -236,7 +236,7 @@ def test_kkbox_serving_graph_applies_isrc_age_and_sequence_transforms(tmp_path):
     write_text(raw_dir / "train.csv", _csv(TRAIN))
     write_text(raw_dir / "valid.csv", _csv(TRAIN))
     write_text(raw_dir / "test.csv", _csv(TEST))
-    from pipelines.preprocess import prepare
+    from pipelines.data.prepare import prepare
 
     manifest = load_manifest(prepare("kkbox", str(raw_dir), tmp_path / "out", min_count=1))
     assert manifest.field("isrc").transform == "isrc_country"

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.distributed import (
+from pipelines.training.config import ConfigError
+from pipelines.training.multi_worker import (
     cluster_role,
     input_mode,
     replica_bounds,
     steps_per_epoch,
     train_input_fn,
 )
-from pipelines.run_config import ConfigError
 from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,8 +91,8 @@ def _digest(log: Path) -> str:
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     """One train file: two workers cannot split files, so they slice the global batches."""
-    from pipelines.generate import generate_criteo
-    from pipelines.preprocess import prepare
+    from pipelines.data.generate import generate_criteo
+    from pipelines.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("mw")
     generate_criteo(str(root / "train.txt.gz"), 6000, seed=11)
@@ -196,7 +196,7 @@ def test_tf_config_errors_name_the_field():
 
 
 def test_cli_refuses_multi_worker_without_tf_config_or_on_raw_data(tmp_path, caplog):
-    from pipelines.train import main
+    from pipelines.training.cli import main
 
     os.environ.pop("TF_CONFIG", None)
     assert main(["--dataset", "criteo", "--data", str(tmp_path), "--strategy", "multi_worker"]) == 2
@@ -227,7 +227,7 @@ def test_replica_slices_partition_every_global_batch():
 
 
 def test_batches_mode_slices_are_the_single_worker_batches(dataset_dir):
-    from pipelines.reader import make_dataset
+    from pipelines.data.reader import make_dataset
 
     global_batches = list(make_dataset(dataset_dir, "train", 700, shuffle=True, seed=5))
     pieces = []
@@ -248,10 +248,10 @@ def test_batches_mode_slices_are_the_single_worker_batches(dataset_dir):
 
 
 def test_files_mode_gives_each_worker_its_own_shards(tmp_path):
-    from pipelines.generate import generate_criteo
-    from pipelines.manifest import load_manifest
-    from pipelines.preprocess import prepare
-    from pipelines.reader import make_dataset
+    from pipelines.data.generate import generate_criteo
+    from pipelines.data.manifest import load_manifest
+    from pipelines.data.prepare import prepare
+    from pipelines.data.reader import make_dataset
 
     raw = tmp_path / "train.txt.gz"
     generate_criteo(str(raw), 3000, seed=2)

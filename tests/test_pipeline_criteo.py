@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipelines import load_manifest
-from pipelines.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared
-from pipelines.preprocess import hash_split, prepare
+from pipelines.data import load_manifest
+from pipelines.data.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared
+from pipelines.data.prepare import hash_split, prepare
 from tests.pipeline_fixtures import CRITEO_SAMPLE, read_split, require_shared, vocab_ids, write_text
 
 FIELDS = INTEGER_FIELDS + CATEGORICAL_FIELDS

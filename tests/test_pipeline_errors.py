@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import DataError, get_spec, load_manifest
-from pipelines.prepare import main as prepare_main
-from pipelines.preprocess import prepare
+from pipelines.data import DataError, get_spec, load_manifest
+from pipelines.data.prepare import main as prepare_main
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import write_text
 
 GOOD = "1\t5\t\t3\t" + "\t".join(["1"] * 10) + "\t" + "\t".join(f"{j:08x}" for j in range(26))
@@ -163,7 +163,7 @@ def test_failure_mid_run_leaves_nothing_and_stale_tmp_dirs_are_removed(tmp_path,
     out = tmp_path / "out"
     dead = out / "criteo.tmp-999999999"  # a killed run's leftovers (no such pid)
     dead.mkdir(parents=True)
-    import pipelines.preprocess as pp
+    import pipelines.data.prepare as pp
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
@@ -178,7 +178,7 @@ def test_killed_run_never_looks_finished(tmp_path):
     raw = _criteo(tmp_path / "criteo.txt", {}, rows=20_000)
     out = tmp_path / "out"
     code = (
-        "import os, pipelines.preprocess as pp\n"
+        "import os, pipelines.data.prepare as pp\n"
         "def die(*a, **k): os._exit(9)\n"
         "pp._ShardWriters.write = die\n"
         f"pp.prepare('criteo', {str(raw)!r}, {str(out)!r}, min_count=1)\n"

@@ -8,9 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipelines import load_manifest
-from pipelines.datasets.frappe import FIELDS
-from pipelines.preprocess import prepare
+from pipelines.data import load_manifest
+from pipelines.data.datasets.frappe import FIELDS
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import FRAPPE_DIR, read_split, require_shared, vocab_ids, write_text
 
 # FuxiCTR convention (PAD + OOV) sizes logged by the reference on the official train file.

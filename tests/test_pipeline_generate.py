@@ -11,9 +11,9 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import OneHotEncoder
 
-from pipelines import generate_criteo, load_manifest
-from pipelines.generate import BLOCK_ROWS, main
-from pipelines.preprocess import prepare
+from pipelines.data import generate_criteo, load_manifest
+from pipelines.data.generate import BLOCK_ROWS, main
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import generated_criteo, read_split  # noqa: F401 (fixture)
 
 
@@ -49,7 +49,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def test_a_killed_generation_leaves_no_file_at_the_path(tmp_path, monkeypatch):
-    from pipelines.generate import CriteoGenerator
+    from pipelines.data.generate import CriteoGenerator
 
     real_block = CriteoGenerator.block
 

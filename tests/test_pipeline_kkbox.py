@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from pipelines import load_manifest
-from pipelines.datasets.kkbox import bucketize_age
-from pipelines.preprocess import prepare
+from pipelines.data import load_manifest
+from pipelines.data.datasets.kkbox import bucketize_age
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import read_split, vocab_ids, write_text
 
 HEADER = [

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipelines.manifest import load_manifest
-from pipelines.preprocess import prepare
+from pipelines.data.manifest import load_manifest
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import write_text
 
 ROW = "1\t5\t\t3\t" + "\t".join(["1"] * 10) + "\t" + "\t".join(f"{j:08x}" for j in range(26))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines import load_manifest
-from pipelines.preprocess import hash_split, prepare
+from pipelines.data import load_manifest
+from pipelines.data.prepare import hash_split, prepare
 from tests.pipeline_fixtures import read_split, vocab_ids, write_text
 
 # (label, user, item, tag) as BARS writes them: libFM feature indices.

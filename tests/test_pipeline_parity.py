@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import load_manifest
-from pipelines.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared_tf
-from pipelines.preprocess import hash_split, prepare
+from pipelines.data import load_manifest
+from pipelines.data.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared_tf
+from pipelines.data.prepare import hash_split, prepare
 from tests.pipeline_fixtures import CRITEO_SAMPLE, read_split, require_shared
 from tests.test_pipeline_kkbox import TEST, TRAIN, VALID, _csv, write_text
 

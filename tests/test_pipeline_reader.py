@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import feature_spec, load_manifest, make_dataset
-from pipelines.preprocess import prepare
+from pipelines.data import feature_spec, load_manifest, make_dataset
+from pipelines.data.prepare import prepare
 from tests.pipeline_fixtures import generated_criteo, read_split  # noqa: F401
 from tests.test_pipeline_kkbox import TEST, TRAIN, VALID, _csv, write_text
 

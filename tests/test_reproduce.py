@@ -108,7 +108,7 @@ def test_cache_keys_follow_the_data_content_not_its_path_or_times(tmp_path):
 
 
 def test_data_identity_of_a_prepared_directory_is_its_shards(tmp_path):
-    from pipelines.manifest import MANIFEST_NAME
+    from pipelines.data.manifest import MANIFEST_NAME
 
     shard = {"file": "train-00000.tfrecord.gz", "rows": 10, "sha256": "ab" * 32}
     manifest = {

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipelines.run_config import (
+from pipelines.training.config import (
     DATASETS,
     ConfigError,
     RunConfig,

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.evaluation import monitor_value
-from pipelines.schedule import STATE_FILE, ReferenceSchedule
+from pipelines.training.evaluation import monitor_value
+from pipelines.training.schedule import STATE_FILE, ReferenceSchedule
 from tf4ctr_keras import build_model
 
 

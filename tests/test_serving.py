@@ -11,8 +11,8 @@ from google.protobuf import text_format
 
 from export import OUTPUT_NAME, SERVING_SIGNATURE
 from export.raw_rows import RawDecoder
-from pipelines.manifest import load_manifest
-from pipelines.reader import make_dataset
+from pipelines.data.manifest import load_manifest
+from pipelines.data.reader import make_dataset
 from serving import rest_shim
 from serving.client import (
     RequestError,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.train import main
+from pipelines.training.cli import main
 from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,8 +208,8 @@ def tiny(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision, jit", [("mixed_float16", True), ("mixed_bfloat16", False)])
 def test_mixed_precision_and_xla_train_with_float32_loss(tiny, tmp_path, precision, jit):
-    from pipelines.run_config import resolve_config
-    from pipelines.trainer import train
+    from pipelines.training.config import resolve_config
+    from pipelines.training.run import train
 
     config = resolve_config(
         "criteo",

@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from pipelines.evaluation import EvaluateFn, monitor_value
+from pipelines.data.fileio import atomic_output, write_atomic
+from pipelines.training.evaluation import EvaluateFn, monitor_value
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,9 @@ LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _atomic_save_weights(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:  # the temporary name keeps the .weights.h5 suffix
+        model.save_weights(tmp)
 
 
 class ReferenceSchedule(keras.callbacks.Callback):
@@ -193,7 +186,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
             "history": self.history,
         }
         # The state file is written last: it names a complete checkpoint.
-        _atomic_write_text(self.checkpoint_dir / STATE_FILE, json.dumps(state, indent=1))
+        write_atomic(self.checkpoint_dir / STATE_FILE, json.dumps(state, indent=1))
 
     @property
     def stopped(self) -> bool:

@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from pipelines.manifest import Manifest, load_manifest
+from pipelines.data.manifest import Manifest, load_manifest
 
 DEFAULT_SHUFFLE_BUFFER = 262_144
 

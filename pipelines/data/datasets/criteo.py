@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines import fileio
-from pipelines.datasets.base import (
+from pipelines.data import fileio
+from pipelines.data.datasets.base import (
     BINARY_LABELS,
     NON_NUMERIC,
     SPLITS,
@@ -31,7 +31,7 @@ from pipelines.datasets.base import (
     labels_from,
     split_by_count,
 )
-from pipelines.errors import DataError
+from pipelines.data.errors import DataError
 
 INTEGER_FIELDS = tuple(f"I{i}" for i in range(1, 14))
 CATEGORICAL_FIELDS = tuple(f"C{i}" for i in range(1, 27))

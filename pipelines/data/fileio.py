@@ -11,12 +11,14 @@ import fnmatch
 import gzip
 import hashlib
 import io
+import os
 import posixpath
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import tensorflow as tf
 
-from pipelines.errors import DataError
+from pipelines.data.errors import DataError
 
 BLOCK_BYTES = 16 << 20
 HEAD_BYTES = 1 << 20
@@ -26,8 +28,6 @@ def join(base: str, *parts: str) -> str:
     """Joins path components for local paths and URIs alike."""
     if "://" in base:
         return posixpath.join(base, *parts)
-    import os
-
     return os.path.join(base, *parts)
 
 
@@ -165,3 +165,67 @@ class _GzipOwner(io.RawIOBase):
             self._gz.close()
             self._raw.close()
         super().close()
+
+
+# -- The one atomic writer ---------------------------------------------------------------------
+# Every file that a rerun or a reader takes as complete (run files, checkpoints, search state,
+# generated data, experiment caches) is written through these helpers: to a temporary name in
+# the same directory, then renamed into place, so a killed process leaves either the old file
+# or the new one, never a truncated one. Local paths use os.replace (atomic on POSIX); URIs use
+# TensorFlow's file systems, whose rename is atomic where the store offers it.
+
+
+def temp_path(path: str | os.PathLike) -> str:
+    """The temporary name :func:`atomic_output` writes before renaming to ``path``: hidden, in
+    the same directory, tagged with this process id, and ending in ``path``'s own name so that
+    writers that pick a format by suffix (``.weights.h5``, ``.gz``) still do."""
+    path = os.fspath(path)
+    head, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    tmp = f".tmp-{os.getpid()}-{name}"
+    return f"{head}/{tmp}" if head else tmp
+
+
+def _replace(src: str, dst: str) -> None:
+    if "://" in dst:
+        tf.io.gfile.rename(src, dst, overwrite=True)
+    else:
+        os.replace(src, dst)
+
+
+def _remove(path: str) -> None:
+    try:
+        if "://" in path:
+            tf.io.gfile.remove(path)
+        else:
+            os.remove(path)
+    except (OSError, tf.errors.NotFoundError):
+        pass
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[str]:
+    """Yields a temporary path to write; renames it to ``path`` when the block completes, and
+    removes it if the block raises.
+
+    Example::
+
+        with atomic_output(path) as tmp:
+            model.save(tmp)
+    """
+    final = os.fspath(path)
+    tmp = temp_path(final)
+    try:
+        yield tmp
+        _replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Writes ``data`` (text or bytes) to ``path`` through :func:`atomic_output`."""
+    with (
+        atomic_output(path) as tmp,
+        tf.io.gfile.GFile(tmp, "wb" if isinstance(data, bytes) else "w") as f,
+    ):
+        f.write(data)

@@ -1,22 +1,26 @@
-"""The training job behind ``python -m pipelines.train``: build, compile, fit, evaluate."""
+"""What both training loops share: the model, its compilation and losses, the strategy, the
+reference schedule and the end of a run.
+
+:mod:`pipelines.training.keras_fit` (Keras ``fit``, one host) and
+:mod:`pipelines.training.multi_worker` (a custom step under MultiWorkerMirroredStrategy) both
+import this module and nothing of each other; :func:`pipelines.training.run.train` chooses one.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.evaluation import SplitEvaluator
-from pipelines.manifest import Manifest, load_manifest
-from pipelines.reader import make_dataset
-from pipelines.run_config import ConfigError, RunConfig
-from pipelines.schedule import ReferenceSchedule
+from pipelines.data.manifest import Manifest
+from pipelines.data.reader import make_dataset
+from pipelines.training.config import ConfigError, RunConfig
+from pipelines.training.evaluation import EvaluateFn, SplitEvaluator
+from pipelines.training.rundir import RunDir
+from pipelines.training.schedule import ReferenceSchedule
 from tf4ctr_keras import FocalLoss, RCELoss, TwinFocusLoss, build_model
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT, TWIN_OUTPUT
 
@@ -58,12 +62,6 @@ def compile_model(model: keras.Model, config: RunConfig) -> None:
     )
 
 
-def with_targets(dataset: tf.data.Dataset, outputs) -> tf.data.Dataset:
-    """``(features, label)`` -> ``(features, {output: label})`` for the compiled outputs."""
-    names = tuple(outputs)
-    return dataset.map(lambda x, y: (x, {n: y for n in names}), num_parallel_calls=tf.data.AUTOTUNE)
-
-
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``"mirrored"``: synchronous data parallelism over this host's devices (GPUs, or the
     logical CPUs a test configures); ``"default"``: one device."""
@@ -85,6 +83,23 @@ def monitor_group_key(config: RunConfig, manifest: Manifest) -> str | None:
             f"{config.dataset} has none; use train.monitor=auc."
         )
     return group_key
+
+
+def make_schedule(
+    config: RunConfig, evaluate: EvaluateFn, run_dir: Path, write_checkpoints: bool = True
+) -> ReferenceSchedule:
+    """The reference schedule with the run's settings, checkpointing into ``run_dir``."""
+    t = config.train
+    return ReferenceSchedule(
+        evaluate,
+        monitor=t.monitor,
+        patience=t.patience,
+        factor=t.lr_factor,
+        min_lr=t.min_lr,
+        min_delta=t.min_delta,
+        checkpoint_dir=RunDir(run_dir).checkpoint_dir,
+        write_checkpoints=write_checkpoints,
+    )
 
 
 def finish_run(
@@ -128,72 +143,5 @@ def finish_run(
         **(extra or {}),
     }
     if write:
-        model.save(run_dir / "model.keras")
-        (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-        tmp = run_dir / f".metrics.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(metrics, indent=1))
-        os.replace(tmp, run_dir / "metrics.json")
+        RunDir(run_dir).finish(model, history, metrics)
     return metrics
-
-
-def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
-    """Trains with the reference schedule and writes the run directory; returns the metrics."""
-    if config.train.strategy == "multi_worker":
-        from pipelines.distributed import train_multi_worker
-
-        return train_multi_worker(config, dataset_dir, run_dir, verbose=verbose)
-    run_dir = Path(run_dir)
-    manifest = load_manifest(dataset_dir)
-    t = config.train
-    keras.utils.set_random_seed(t.seed)
-    keras.mixed_precision.set_dtype_policy(t.precision)
-    strategy = make_strategy(t.strategy)
-    try:
-        with strategy.scope():  # variables (model and optimizer) are mirrored per replica
-            model = build_from_config(config, manifest)
-            compile_model(model, config)
-        group_key = monitor_group_key(config, manifest)
-        steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
-        train_ds = with_targets(
-            make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
-            losses_for(config),
-        ).apply(tf.data.experimental.assert_cardinality(steps))
-        valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
-        schedule = ReferenceSchedule(
-            valid,
-            monitor=t.monitor,
-            patience=t.patience,
-            factor=t.lr_factor,
-            min_lr=t.min_lr,
-            min_delta=t.min_delta,
-            checkpoint_dir=run_dir / "checkpoints",
-        )
-        with strategy.scope():
-            model.build()
-            epochs_done = schedule.restore(model)
-        if epochs_done:
-            log.info(
-                "resuming %s after epoch %d (best %d)", run_dir, epochs_done, schedule.best_epoch
-            )
-        started = time.perf_counter()
-        if epochs_done < t.max_epochs and not schedule.stopped:
-            model.fit(
-                train_ds,
-                epochs=t.max_epochs,
-                initial_epoch=epochs_done,
-                shuffle=False,  # the reader shuffles
-                verbose=verbose,
-                callbacks=[
-                    schedule,
-                    keras.callbacks.TerminateOnNaN(),
-                    keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=epochs_done > 0),
-                    keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
-                ],
-            )
-        else:  # killed after its last epoch, before metrics.json: restore the best weights
-            schedule.set_model(model)  # fit() is not called, so the callback has no model yet
-            schedule.on_train_end()
-        fit_seconds = time.perf_counter() - started
-        return finish_run(model, config, dataset_dir, run_dir, schedule, valid, fit_seconds)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")

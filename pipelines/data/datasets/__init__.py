@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.datasets.base import DatasetSpec, FieldSpec, RawFile
-from pipelines.datasets.criteo import CriteoSpec
-from pipelines.datasets.frappe import FrappeSpec
-from pipelines.datasets.kkbox import KKBoxSpec
-from pipelines.datasets.ml_1m import ML1MSpec
-from pipelines.datasets.movielenslatest import MovielensLatestSpec
+from pipelines.data.datasets.base import DatasetSpec, FieldSpec, RawFile
+from pipelines.data.datasets.criteo import CriteoSpec
+from pipelines.data.datasets.frappe import FrappeSpec
+from pipelines.data.datasets.kkbox import KKBoxSpec
+from pipelines.data.datasets.ml_1m import ML1MSpec
+from pipelines.data.datasets.movielenslatest import MovielensLatestSpec
 
 SPECS: dict[str, type[DatasetSpec]] = {
     "criteo": CriteoSpec,

@@ -30,7 +30,7 @@ LOSSES = ("auto", "tf", "bce", "focal", "rce")
 MONITORS = ("auc", "auc+gauc", "gauc")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # tf.distribute strategies: "default" (one device) and "mirrored" (this host's devices) run
-# `fit`; "multi_worker" (MultiWorkerMirroredStrategy, TF_CONFIG) runs pipelines.distributed's
+# `fit`; "multi_worker" (MultiWorkerMirroredStrategy, TF_CONFIG) runs pipelines.training.multi_worker's
 # custom step, because Keras 3 `fit` does not run under it (keras-team/keras#20585).
 STRATEGIES = ("default", "mirrored", "multi_worker")
 TF4CTR_ONLY = (

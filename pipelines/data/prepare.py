@@ -10,7 +10,7 @@ of distinct values):
 2. **Encode.** Read every split block by block, map values to ids with ``pd.Index.get_indexer``
    against the vocabulary (Keras lookup convention: 0 = OOV/missing/rare, line ``i`` -> ``i + 1``;
    sequences 0 = padding, 1 = OOV, line ``i`` -> ``i + 2``), serialize the rows with
-   :class:`pipelines.example_codec.ExampleEncoder` and write them round-robin to
+   :class:`pipelines.data.example_codec.ExampleEncoder` and write them round-robin to
    ``{split}-{i:05d}-of-{n:05d}.tfrecord.gz`` (GZIP). Train rows are permuted within each block
    (seeded) so that adjacent records are not adjacent raw lines; valid and test keep raw order.
 
@@ -25,6 +25,8 @@ report and leaves nothing behind.
 
 from __future__ import annotations
 
+import sys
+import argparse
 import hashlib
 import json
 import logging
@@ -40,12 +42,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipelines import fileio
-from pipelines.datasets import get_spec
-from pipelines.datasets.base import SPLITS, Block, DatasetSpec, RawFile
-from pipelines.errors import DataError
-from pipelines.example_codec import ExampleEncoder
-from pipelines.manifest import ID_CONVENTION, MANIFEST_NAME, SCHEMA_VERSION, load_manifest
+from pipelines.data import fileio
+from pipelines.data.datasets import SPECS, get_spec
+from pipelines.data.datasets.base import SPLITS, Block, DatasetSpec, RawFile
+from pipelines.data.errors import DataError
+from pipelines.data.example_codec import ExampleEncoder
+from pipelines.data.manifest import ID_CONVENTION, MANIFEST_NAME, SCHEMA_VERSION, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -555,3 +557,67 @@ def _build(
         "pipeline_version": PIPELINE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+# -- CLI: python -m pipelines.prepare -------------------------------------------------------
+
+cli_log = logging.getLogger("pipelines.prepare")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Preprocess a raw CTR dataset into TFRecord shards + manifest.json."
+    )
+    parser.add_argument("--dataset", required=True, choices=list(SPECS), help="dataset spec")
+    parser.add_argument(
+        "--raw", required=True, help="raw file or directory (local path or URI such as gs://...)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="data directory; the dataset goes to OUT/NAME/"
+    )
+    parser.add_argument(
+        "--min-count", type=int, default=None, help="vocabulary min count (default: the spec's)"
+    )
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=DEFAULT_MAX_BAD_FRACTION,
+        help="tolerated malformed fraction per file",
+    )
+    parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS, help="shards per split")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of hashed splits (default: the spec's)"
+    )
+    parser.add_argument(
+        "--sequence-sep", default=None, help="KKBox sequence separator (default '|')"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even if the fingerprint matches"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    extra = {"sequence_sep": args.sequence_sep} if args.sequence_sep is not None else {}
+    try:
+        path = prepare(
+            args.dataset,
+            args.raw,
+            args.out,
+            min_count=args.min_count,
+            max_bad_fraction=args.max_bad_fraction,
+            shards=args.shards,
+            seed=args.seed,
+            force=args.force,
+            **extra,
+        )
+    except (DataError, ValueError) as err:
+        cli_log.error("%s", err)
+        return 2
+    cli_log.info("Dataset ready: %s (manifest %s/manifest.json)", path, path)
+    print(path, file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,7 @@ A spec knows its fields (name, kind), the group key for gAUC, the default min co
 the raw files of each split, and how to turn a block of raw lines into a :class:`Block` of
 string field values plus labels, with malformed rows set aside (reason + 1-based line number).
 Counting, vocabularies, encoding and writing are shared and live in
-:mod:`pipelines.preprocess`.
+:mod:`pipelines.data.prepare`.
 
 Parsing is vectorized: a block's lines are first checked with a cheap per-line separator count,
 well-formed lines are parsed together by the pandas C parser, and only odd lines (wrong column
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import DataError
+from pipelines.data.errors import DataError
 
 WRONG_COLUMNS = "wrong_column_count"
 NON_NUMERIC = "non_numeric_integer"
@@ -152,7 +152,7 @@ class DatasetSpec:
 
 
 def check_split_dir(raw: str, what: str) -> None:
-    from pipelines import fileio
+    from pipelines.data import fileio
 
     if not fileio.exists(raw):
         raise DataError(f"{raw}: not found; expected {what}")
@@ -337,7 +337,7 @@ def resolve_csv_splits(raw: str, what: str) -> list[RawFile] | None:
 
     Returns ``None`` when the directory holds no BARS file at all.
     """
-    from pipelines import fileio
+    from pipelines.data import fileio
 
     names = fileio.listdir(raw)
     if not any(n.split(".")[0] in SPLITS and ".csv" in n for n in names):

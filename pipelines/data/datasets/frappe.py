@@ -12,8 +12,8 @@ directory with BARS ``train.csv``, ``valid.csv``, ``test.csv`` (header
 
 from __future__ import annotations
 
-from pipelines import fileio
-from pipelines.datasets.base import (
+from pipelines.data import fileio
+from pipelines.data.datasets.base import (
     BINARY_LABELS,
     NON_NUMERIC,
     UNKNOWN_LABEL,
@@ -29,7 +29,7 @@ from pipelines.datasets.base import (
     parse_csv_block,
     resolve_csv_splits,
 )
-from pipelines.datasets.libfm import parse_libfm, reject_out_of_range
+from pipelines.data.datasets.libfm import parse_index_csv, parse_libfm
 
 FIELDS = (
     "user",
@@ -88,21 +88,4 @@ class FrappeSpec(DatasetSpec):
     def parse(self, lines, first_line, file, state, context) -> Block:
         if ".csv" not in fileio.basename(file.path):
             return parse_libfm(lines, first_line, list(FIELDS), RANGES)
-        frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *FIELDS])
-        label, unknown = labels_from(frame["label"], BINARY_LABELS)
-        details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
-        block = Block(frame.drop(columns="label"), numbers, label, bad)
-        block.reject(unknown, UNKNOWN_LABEL, details)
-        for name in FIELDS:
-            values, missing, bad_mask = integers_from(block.frame[name])
-            bad_mask |= missing
-            if bad_mask.any():
-                block.reject(
-                    bad_mask,
-                    NON_NUMERIC,
-                    bad_details(block.frame, bad_mask, name, "expected a feature index, got"),
-                )
-                values = values[~bad_mask]
-            values = reject_out_of_range(block, name, values, RANGES[name])
-            block.frame[name] = int_strings(values)
-        return block
+        return parse_index_csv(lines, first_line, state, file, list(FIELDS), RANGES)

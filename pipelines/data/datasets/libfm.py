@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.datasets.base import (
+from pipelines.data.datasets.base import (
     BAD_TOKEN,
+    BINARY_LABELS,
     LIBFM_LABELS,
+    NON_NUMERIC,
     OUT_OF_RANGE,
     UNKNOWN_LABEL,
     WRONG_COLUMNS,
@@ -20,6 +22,7 @@ from pipelines.datasets.base import (
     int_strings,
     integers_from,
     labels_from,
+    parse_csv_block,
 )
 
 
@@ -77,6 +80,39 @@ def parse_libfm(
                 bad_mask,
                 BAD_TOKEN,
                 bad_details(block.frame, bad_mask, name, "expected index:value, got"),
+            )
+            values = values[~bad_mask]
+        if ranges is not None:
+            values = reject_out_of_range(block, name, values, ranges[name])
+        block.frame[name] = int_strings(values)
+    return block
+
+
+def parse_index_csv(
+    lines: list[bytes],
+    first_line: int,
+    state,
+    file,
+    fields: list[str],
+    ranges: dict[str, tuple[int, int]] | None = None,
+) -> Block:
+    """Parses BARS CSV rows ``label,<field>,...`` whose values are libFM feature indices (the
+    BARS conversion of these libFM files), with the same checks as :func:`parse_libfm`: a 0/1
+    label, an integer index per field, optionally inside the field's inclusive range.
+    """
+    frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *fields])
+    label, unknown = labels_from(frame["label"], BINARY_LABELS)
+    details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
+    block = Block(frame.drop(columns="label"), numbers, label, bad)
+    block.reject(unknown, UNKNOWN_LABEL, details)
+    for name in fields:
+        values, missing, bad_mask = integers_from(block.frame[name])
+        bad_mask |= missing
+        if bad_mask.any():
+            block.reject(
+                bad_mask,
+                NON_NUMERIC,
+                bad_details(block.frame, bad_mask, name, "expected a feature index, got"),
             )
             values = values[~bad_mask]
         if ranges is not None:

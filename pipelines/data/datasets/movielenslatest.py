@@ -11,8 +11,8 @@ Accepted raw input: a directory with BARS ``train.csv``, ``valid.csv``, ``test.c
 
 from __future__ import annotations
 
-from pipelines import fileio
-from pipelines.datasets.base import (
+from pipelines.data import fileio
+from pipelines.data.datasets.base import (
     BINARY_LABELS,
     NON_NUMERIC,
     UNKNOWN_LABEL,
@@ -28,7 +28,7 @@ from pipelines.datasets.base import (
     parse_csv_block,
     resolve_csv_splits,
 )
-from pipelines.datasets.libfm import parse_libfm
+from pipelines.data.datasets.libfm import parse_index_csv, parse_libfm
 
 FIELDS = ("user_id", "item_id", "tag_id")
 EXPECTED = (
@@ -64,20 +64,4 @@ class MovielensLatestSpec(DatasetSpec):
     def parse(self, lines, first_line, file, state, context) -> Block:
         if ".csv" not in fileio.basename(file.path):
             return parse_libfm(lines, first_line, list(FIELDS))
-        frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *FIELDS])
-        label, unknown = labels_from(frame["label"], BINARY_LABELS)
-        details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
-        block = Block(frame.drop(columns="label"), numbers, label, bad)
-        block.reject(unknown, UNKNOWN_LABEL, details)
-        for name in FIELDS:
-            values, missing, bad_mask = integers_from(block.frame[name])
-            bad_mask |= missing
-            if bad_mask.any():
-                block.reject(
-                    bad_mask,
-                    NON_NUMERIC,
-                    bad_details(block.frame, bad_mask, name, "expected a feature index, got"),
-                )
-                values = values[~bad_mask]
-            block.frame[name] = int_strings(values)
-        return block
+        return parse_index_csv(lines, first_line, state, file, list(FIELDS))

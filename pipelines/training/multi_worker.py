@@ -1,8 +1,8 @@
 """Multi-worker training: ``--strategy multi_worker`` (MultiWorkerMirroredStrategy + TF_CONFIG).
 
 Keras 3 ``fit`` does not run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), so
-this module drives the very model, losses, evaluator and :class:`ReferenceSchedule` of
-``pipelines.trainer`` with a custom synchronous step:
+this module drives the very model, losses, evaluator and reference schedule of
+:mod:`pipelines.training.common` (as the ``fit`` loop does) with a custom synchronous step:
 
 * every replica computes its batch's losses (the compiled Keras loss objects, so the same
   reductions as ``fit``), scaled to its share of the global mean, plus its share of the
@@ -37,11 +37,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.evaluation import SplitEvaluator
-from pipelines.manifest import load_manifest
-from pipelines.reader import make_dataset
-from pipelines.run_config import ConfigError, RunConfig
-from pipelines.schedule import ReferenceSchedule
+from pipelines.data.manifest import load_manifest
+from pipelines.data.reader import make_dataset
+from pipelines.training.common import (
+    build_from_config,
+    compile_model,
+    finish_run,
+    losses_for,
+    make_schedule,
+    monitor_group_key,
+)
+from pipelines.training.config import ConfigError, RunConfig
+from pipelines.training.evaluation import SplitEvaluator
+from pipelines.training.rundir import RunDir
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT
 
 log = logging.getLogger(__name__)
@@ -242,16 +250,8 @@ def _local_predict_fn(model: keras.Model):
 def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1) -> dict:
     """Trains under MultiWorkerMirroredStrategy; the chief writes ``run_dir``.
 
-    Returns the same metrics dict as :func:`pipelines.trainer.train` on every worker.
+    Returns the same metrics dict as :func:`pipelines.training.run.train` on every worker.
     """
-    from pipelines.trainer import (
-        build_from_config,
-        compile_model,
-        finish_run,
-        losses_for,
-        monitor_group_key,
-    )
-
     run_dir = Path(run_dir)
     strategy = multi_worker_strategy()
     role = cluster_role()
@@ -332,23 +332,16 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
             mean = agree(tf.constant([metrics[n] for n in names], tf.float64)).numpy()
             return {n: float(v) for n, v in zip(names, mean, strict=True)}
 
-        schedule = ReferenceSchedule(
-            evaluate,
-            monitor=t.monitor,
-            patience=t.patience,
-            factor=t.lr_factor,
-            min_lr=t.min_lr,
-            min_delta=t.min_delta,
-            checkpoint_dir=run_dir / "checkpoints",
-            write_checkpoints=role.is_chief,
-        )
+        schedule = make_schedule(config, evaluate, run_dir, write_checkpoints=role.is_chief)
         schedule.set_model(model)
         epochs_done = schedule.restore(model)
         if epochs_done:
             log.info("resuming %s after epoch %d", run_dir, epochs_done)
         csv = None
         if role.is_chief:
-            csv = keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=epochs_done > 0)
+            csv = keras.callbacks.CSVLogger(
+                str(RunDir(run_dir).history_csv), append=epochs_done > 0
+            )
             csv.set_model(model)
             csv.on_train_begin()
         started = time.perf_counter()
@@ -376,7 +369,7 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
                 f"task {role.name}: a peer of this multi-worker run failed during epoch "
                 f"{epoch + 1} ({type(error).__name__}: {str(error).splitlines()[0]}). Restart "
                 "every worker with the same command and TF_CONFIG; training resumes from the "
-                f"chief's last checkpoint in {run_dir / 'checkpoints'} "
+                f"chief's last checkpoint in {RunDir(run_dir).checkpoint_dir} "
                 f"({len(schedule.history)} epoch(s) done)."
             ) from error
         schedule.on_train_end()

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines import fileio
-from pipelines.datasets.base import (
+from pipelines.data import fileio
+from pipelines.data.datasets.base import (
     NON_NUMERIC,
     UNKNOWN_LABEL,
     UNKNOWN_USER,
@@ -30,7 +30,7 @@ from pipelines.datasets.base import (
     integers_from,
     split_by_count,
 )
-from pipelines.errors import DataError
+from pipelines.data.errors import DataError
 
 FIELDS = ("UserID", "Gender", "Age", "Occupation", "MovieID")
 EXPECTED = "ratings.dat and users.dat (MovieLens-1M, '::'-separated, optionally .gz)"

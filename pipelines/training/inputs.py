@@ -6,8 +6,8 @@ import hashlib
 import logging
 from pathlib import Path
 
-from pipelines.manifest import MANIFEST_NAME
-from pipelines.run_config import ConfigError, RunConfig
+from pipelines.data.manifest import MANIFEST_NAME
+from pipelines.training.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def resolve_dataset(config: RunConfig) -> Path:
     * no ``data.path`` and dataset ``criteo``: ``data.generated_rows`` rows of generated
       Criteo-format data (seeded by ``train.seed``) are written and prepared.
     """
-    from pipelines.preprocess import prepare
+    from pipelines.data.prepare import prepare
 
     data = config.data
     root = Path(data.data_dir)
@@ -43,7 +43,7 @@ def resolve_dataset(config: RunConfig) -> Path:
             raise ConfigError(
                 f"--dataset {config.dataset} needs --data PATH: {EXPECTED_RAW[config.dataset]}."
             )
-        from pipelines.generate import generate_criteo
+        from pipelines.data.generate import generate_criteo
 
         name = f"generated-criteo-{data.generated_rows}-seed{config.train.seed}"
         raw = root / name / "train.txt.gz"
@@ -54,9 +54,8 @@ def resolve_dataset(config: RunConfig) -> Path:
                 raw,
             )
             raw.parent.mkdir(parents=True, exist_ok=True)
-            tmp = raw.with_name(".tmp-train.txt.gz")
-            generate_criteo(str(tmp), data.generated_rows, seed=config.train.seed)
-            tmp.rename(raw)
+            # written beside and renamed when complete (generate_criteo's own guarantee)
+            generate_criteo(str(raw), data.generated_rows, seed=config.train.seed)
         else:
             log.info("no --data: training on generated Criteo-format data %s", raw)
         return prepare(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.datasets.base import (
+from pipelines.data.datasets.base import (
     BINARY_LABELS,
     NON_NUMERIC,
     UNKNOWN_LABEL,
@@ -38,7 +38,7 @@ from pipelines.datasets.base import (
     resolve_csv_splits,
     split_tokens,
 )
-from pipelines.errors import DataError
+from pipelines.data.errors import DataError
 
 CATEGORICAL = (
     "msno",

@@ -1,0 +1,155 @@
+"""The run directory: the one place that knows its file names and writes it.
+
+A run directory (``runs/<dataset>/<model>-<config hash>`` unless ``--run-dir``) holds::
+
+    config.yaml       the resolved configuration (written first; identifies the run)
+    checkpoints/      resumable state after every epoch (see :mod:`pipelines.training.schedule`)
+    tensorboard/      TensorBoard logs
+    history.csv       per-epoch logs (Keras CSVLogger)
+    history.json      per-epoch schedule history (metrics, LR, seconds)
+    model.keras       the trained model (best epoch)
+    metrics.json      valid/test metrics; written last, so its presence means "finished"
+
+Training, the schedule, tuning, export and the experiments read and write these files only
+through this module; every write goes through :func:`pipelines.data.fileio.atomic_output`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.data.fileio import atomic_output, write_atomic
+from pipelines.training.config import ConfigError, RunConfig
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+HISTORY_CSV = "history.csv"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+# What a finished run keeps beside its model: enough to re-read and report it.
+RECORD_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    """``runs/<dataset>/<model>-<config fingerprint>``."""
+    return Path("runs") / config.dataset / f"{config.model.name}-{config.fingerprint()}"
+
+
+class RunDir:
+    """A run directory at ``path``: file paths, reads and atomic writes.
+
+    Example::
+
+        run = RunDir("runs/frappe/tf4ctr-0123456789")
+        if run.finished():
+            print(run.read_metrics()["test"])
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- paths --------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def history_csv(self) -> Path:
+        return self.path / HISTORY_CSV
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    # -- reads --------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        return self.metrics_path.is_file()
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_path.read_text())
+
+    def read_history(self) -> list[dict[str, Any]]:
+        return json.loads(self.history_path.read_text())
+
+    def read_config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.config_path.read_text())
+
+    # -- writes -------------------------------------------------------------------------------
+    def write_config(self, config: RunConfig) -> None:
+        write_atomic(self.config_path, config_text(config))
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_atomic(self.metrics_path, json.dumps(metrics, indent=1))
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        write_atomic(self.history_path, json.dumps(history, indent=1))
+
+    def save_model(self, model) -> None:
+        with atomic_output(self.model_path) as tmp:
+            model.save(tmp)
+
+    def finish(self, model, history: list[dict[str, Any]], metrics: dict[str, Any]) -> None:
+        """Writes the end of a run: model, history, then metrics (whose presence marks the run
+        finished, so it comes last)."""
+        self.save_model(model)
+        self.write_history(history)
+        self.write_metrics(metrics)
+
+    def prepare(self, config: RunConfig, overwrite: bool = False, write: bool = True) -> bool:
+        """Creates or checks the directory for ``config``; returns True when the run already
+        finished. A directory holding another configuration is refused (ConfigError). With
+        ``write=False`` (a non-chief worker) it only reads: the chief creates the directory."""
+        if not write:
+            return self.finished()
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        resolved = config_text(config)
+        if self.config_path.exists():
+            if self.config_path.read_text() != resolved:
+                raise ConfigError(
+                    f"{self.path} holds a run with another configuration ({self.config_path}). "
+                    "Pass another --run-dir, or --overwrite to discard it."
+                )
+            return self.finished()
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.config_path, resolved)
+        return False
+
+
+def config_text(config: RunConfig) -> str:
+    """The resolved configuration as ``config.yaml`` holds it."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool, write: bool = True) -> bool:
+    """:meth:`RunDir.prepare` for a path."""
+    return RunDir(run_dir).prepare(config, overwrite, write)
