@@ -227,6 +227,19 @@ def labels_from(series: pd.Series, mapping: dict[str, int]) -> tuple[np.ndarray,
     return mapped.fillna(0).to_numpy(dtype=np.int8), unknown
 
 
+def labelled_block(
+    frame: pd.DataFrame, numbers: np.ndarray, bad: list, mapping: dict[str, int], expected: str
+) -> Block:
+    """A :class:`Block` of ``frame``'s fields with its ``label`` column mapped through
+    ``mapping``; rows with another label are rejected as ``UNKNOWN_LABEL`` ("expected
+    <expected>, got ...")."""
+    label, unknown = labels_from(frame["label"], mapping)
+    details = bad_details(frame, unknown, "label", f"expected {expected}, got")
+    block = Block(frame.drop(columns="label"), numbers, label, bad)
+    block.reject(unknown, UNKNOWN_LABEL, details)
+    return block
+
+
 def integers_from(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parses integer strings; ``""`` is missing.
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipelines.data import fileio
 from pipelines.data.datasets.base import (
+    labelled_block,
     BINARY_LABELS,
     NON_NUMERIC,
     SPLITS,
@@ -108,10 +109,7 @@ class CriteoSpec(DatasetSpec):
     def parse(self, lines, first_line, file, state, context) -> Block:
         good, numbers, bad = split_by_count(lines, first_line, b"\t", len(COLUMNS), "tab-separated")
         frame = frame_from_lines(good, "\t", list(COLUMNS), numeric=INTEGER_FIELDS)
-        label, unknown = labels_from(frame["label"], BINARY_LABELS)
-        details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
-        block = Block(frame.drop(columns="label"), numbers, label, bad)
-        block.reject(unknown, UNKNOWN_LABEL, details)
+        block = labelled_block(frame, numbers, bad, BINARY_LABELS, "0 or 1")
         for name in INTEGER_FIELDS:
             values, missing, bad_mask = integers_of(block.frame[name])
             if bad_mask.any():

@@ -12,24 +12,7 @@ directory with BARS ``train.csv``, ``valid.csv``, ``test.csv`` (header
 
 from __future__ import annotations
 
-from pipelines.data import fileio
-from pipelines.data.datasets.base import (
-    BINARY_LABELS,
-    NON_NUMERIC,
-    UNKNOWN_LABEL,
-    Block,
-    DatasetSpec,
-    FieldSpec,
-    RawFile,
-    bad_details,
-    check_split_dir,
-    int_strings,
-    integers_from,
-    labels_from,
-    parse_csv_block,
-    resolve_csv_splits,
-)
-from pipelines.data.datasets.libfm import parse_index_csv, parse_libfm
+from pipelines.data.datasets.libfm import LibfmIndexSpec
 
 FIELDS = (
     "user",
@@ -62,30 +45,18 @@ EXPECTED = (
 )
 
 
-class FrappeSpec(DatasetSpec):
+class FrappeSpec(LibfmIndexSpec):
     """Frappe_x1: 10 categorical fields holding libFM feature indices; group ``user``."""
 
     name = "frappe"
-    fields = tuple(FieldSpec(n) for n in FIELDS)
+    title = "Frappe"
+    field_names = FIELDS
     group_key = "user"
     default_min_count = 2
-
-    def resolve(self, raw: str) -> list[RawFile]:
-        check_split_dir(raw, EXPECTED)
-        csv_files = resolve_csv_splits(raw, "Frappe BARS CSV")
-        if csv_files is not None:
-            return csv_files
-        patterns = {
-            "train": ["frappe.train*.libfm", "frappe.train*.libfm.gz"],
-            "valid": ["frappe.validation.libfm", "frappe.validation.libfm.gz"],
-            "test": ["frappe.test.libfm", "frappe.test.libfm.gz"],
-        }
-        return [
-            RawFile(fileio.glob_one(raw, p, f"Frappe libFM {s} split"), s)
-            for s, p in patterns.items()
-        ]
-
-    def parse(self, lines, first_line, file, state, context) -> Block:
-        if ".csv" not in fileio.basename(file.path):
-            return parse_libfm(lines, first_line, list(FIELDS), RANGES)
-        return parse_index_csv(lines, first_line, state, file, list(FIELDS), RANGES)
+    expected = EXPECTED
+    ranges = RANGES
+    libfm_patterns = {
+        "train": ["frappe.train*.libfm", "frappe.train*.libfm.gz"],
+        "valid": ["frappe.validation.libfm", "frappe.validation.libfm.gz"],
+        "test": ["frappe.test.libfm", "frappe.test.libfm.gz"],
+    }

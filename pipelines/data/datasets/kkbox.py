@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.datasets.base import (
+    labelled_block,
     BINARY_LABELS,
     NON_NUMERIC,
     UNKNOWN_LABEL,
@@ -122,10 +123,7 @@ class KKBoxSpec(DatasetSpec):
 
     def parse(self, lines, first_line, file, state, context) -> Block:
         frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *FIELDS])
-        label, unknown = labels_from(frame["label"], BINARY_LABELS)
-        details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
-        block = Block(frame.drop(columns="label"), numbers, label, bad)
-        block.reject(unknown, UNKNOWN_LABEL, details)
+        block = labelled_block(frame, numbers, bad, BINARY_LABELS, "0 or 1")
         ages, missing, bad_mask = integers_from(block.frame["bd"].astype(object).str.strip())
         if bad_mask.any():
             block.reject(

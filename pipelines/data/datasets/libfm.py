@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.data import fileio
+
 from pipelines.data.datasets.base import (
+    labelled_block,
+    DatasetSpec,
+    FieldSpec,
+    RawFile,
+    check_split_dir,
+    resolve_csv_splits,
     BAD_TOKEN,
     BINARY_LABELS,
     LIBFM_LABELS,
@@ -67,10 +75,8 @@ def parse_libfm(
                 )
             )
     frame = frame_from_lines(good, " ", ["label", *fields])
-    label, unknown = labels_from(frame["label"], LIBFM_LABELS)
-    details = bad_details(frame, unknown, "label", "expected 1, -1 or 0, got")
-    block = Block(frame.drop(columns="label"), np.asarray(good_numbers, dtype=np.int64), label, bad)
-    block.reject(unknown, UNKNOWN_LABEL, details)
+    numbers = np.asarray(good_numbers, dtype=np.int64)
+    block = labelled_block(frame, numbers, bad, LIBFM_LABELS, "1, -1 or 0")
     for name in fields:
         parts = block.frame[name].astype(object).str.partition(":")
         values, missing, bad_mask = integers_from(parts[0])
@@ -101,10 +107,7 @@ def parse_index_csv(
     label, an integer index per field, optionally inside the field's inclusive range.
     """
     frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *fields])
-    label, unknown = labels_from(frame["label"], BINARY_LABELS)
-    details = bad_details(frame, unknown, "label", "expected 0 or 1, got")
-    block = Block(frame.drop(columns="label"), numbers, label, bad)
-    block.reject(unknown, UNKNOWN_LABEL, details)
+    block = labelled_block(frame, numbers, bad, BINARY_LABELS, "0 or 1")
     for name in fields:
         values, missing, bad_mask = integers_from(block.frame[name])
         bad_mask |= missing
@@ -132,3 +135,40 @@ def reject_out_of_range(block: Block, name: str, values, bounds: tuple[int, int]
         )
         values = values[~out]
     return values
+
+
+class LibfmIndexSpec(DatasetSpec):
+    """A dataset shipped as NFM/AFN libFM files or as their BARS CSV conversion: categorical
+    fields whose values are libFM feature indices, official train/valid/test splits.
+
+    Subclasses declare ``name``, ``field_names``, ``group_key``, ``default_min_count``,
+    ``expected`` (the accepted files, for error messages), ``title`` (e.g. "Frappe"),
+    ``libfm_patterns`` (split -> glob patterns) and optionally ``ranges`` (field -> inclusive
+    index range; indices outside are rejected).
+    """
+
+    field_names: tuple[str, ...] = ()
+    expected: str = ""
+    title: str = ""
+    libfm_patterns: dict[str, list[str]] = {}
+    ranges: dict[str, tuple[int, int]] | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.fields = tuple(FieldSpec(n) for n in cls.field_names)
+
+    def resolve(self, raw: str) -> list[RawFile]:
+        check_split_dir(raw, self.expected)
+        csv_files = resolve_csv_splits(raw, f"{self.title} BARS CSV")
+        if csv_files is not None:
+            return csv_files
+        return [
+            RawFile(fileio.glob_one(raw, p, f"{self.title} libFM {s} split"), s)
+            for s, p in self.libfm_patterns.items()
+        ]
+
+    def parse(self, lines, first_line, file, state, context) -> Block:
+        fields = list(self.field_names)
+        if ".csv" not in fileio.basename(file.path):
+            return parse_libfm(lines, first_line, fields, self.ranges)
+        return parse_index_csv(lines, first_line, state, file, fields, self.ranges)

@@ -11,24 +11,7 @@ Accepted raw input: a directory with BARS ``train.csv``, ``valid.csv``, ``test.c
 
 from __future__ import annotations
 
-from pipelines.data import fileio
-from pipelines.data.datasets.base import (
-    BINARY_LABELS,
-    NON_NUMERIC,
-    UNKNOWN_LABEL,
-    Block,
-    DatasetSpec,
-    FieldSpec,
-    RawFile,
-    bad_details,
-    check_split_dir,
-    int_strings,
-    integers_from,
-    labels_from,
-    parse_csv_block,
-    resolve_csv_splits,
-)
-from pipelines.data.datasets.libfm import parse_index_csv, parse_libfm
+from pipelines.data.datasets.libfm import LibfmIndexSpec
 
 FIELDS = ("user_id", "item_id", "tag_id")
 EXPECTED = (
@@ -37,31 +20,16 @@ EXPECTED = (
 )
 
 
-class MovielensLatestSpec(DatasetSpec):
+class MovielensLatestSpec(LibfmIndexSpec):
     """ML-tag: user_id, item_id, tag_id; group ``user_id``."""
 
     name = "movielenslatest"
-    fields = tuple(FieldSpec(n) for n in FIELDS)
+    title = "ML-tag"
+    field_names = FIELDS
     group_key = "user_id"
     default_min_count = 2
-
-    def resolve(self, raw: str) -> list[RawFile]:
-        check_split_dir(raw, EXPECTED)
-        csv_files = resolve_csv_splits(raw, "ML-tag BARS CSV")
-        if csv_files is not None:
-            return csv_files
-        names = {"train": "train", "valid": "validation", "test": "test"}
-        return [
-            RawFile(
-                fileio.glob_one(
-                    raw, [f"ml-tag.{n}.libfm", f"ml-tag.{n}.libfm.gz"], f"ML-tag libFM {s} split"
-                ),
-                s,
-            )
-            for s, n in names.items()
-        ]
-
-    def parse(self, lines, first_line, file, state, context) -> Block:
-        if ".csv" not in fileio.basename(file.path):
-            return parse_libfm(lines, first_line, list(FIELDS))
-        return parse_index_csv(lines, first_line, state, file, list(FIELDS))
+    expected = EXPECTED
+    libfm_patterns = {
+        split: [f"ml-tag.{stem}.libfm", f"ml-tag.{stem}.libfm.gz"]
+        for split, stem in (("train", "train"), ("valid", "validation"), ("test", "test"))
+    }
