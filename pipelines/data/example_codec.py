@@ -5,7 +5,7 @@ for 40 features, and ``tf.io.encode_proto`` at about 40 k rows/s; Criteo has 45 
 record here has the same shape (a fixed set of int64 features, scalar or fixed length), so the
 wire format is a fixed template in which only the varint bytes of the values and a few length
 bytes vary. This module lays every row out in a ``uint8`` matrix with a validity mask and lets
-numpy gather the bytes, about 30x faster than the protobuf runtime. ``tests/test_pipeline_codec``
+numpy gather the bytes, about 30x faster than the protobuf runtime. ``tests/test_example_codec.py``
 checks the bytes against ``tf.train.Example`` parsing and ``tf.io.parse_example``.
 
 Wire format (proto3, packed repeated int64)::

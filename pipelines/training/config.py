@@ -33,15 +33,6 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # `fit`; "multi_worker" (MultiWorkerMirroredStrategy, TF_CONFIG) runs pipelines.training.multi_worker's
 # custom step, because Keras 3 `fit` does not run under it (keras-team/keras#20585).
 STRATEGIES = ("default", "mirrored", "multi_worker")
-TF4CTR_ONLY = (
-    "selector",
-    "fusion",
-    "simple_encoder",
-    "simple_embedding_dim",
-    "num_experts",
-    "temperature",
-    "noisy_inference",
-)
 
 
 class ConfigError(ValueError):
