@@ -34,4 +34,4 @@ COPY benchmarks ./benchmarks
 # Data, runs and exports live on volumes: -v $PWD/data:/app/data -v $PWD/runs:/app/runs ...
 VOLUME ["/app/data", "/app/runs", "/app/exports"]
 ENTRYPOINT ["python", "-m"]
-CMD ["pipelines.training.cli", "--dataset", "criteo", "--quiet"]
+CMD ["pipelines.train", "--dataset", "criteo", "--quiet"]
