@@ -9,7 +9,7 @@ Stages (each heavy one in a child process whose resident memory is sampled from
 ``/proc/<pid>/status`` every ``--sample-every`` seconds):
 
 1. **Generate** ``<workdir>/criteo_<rows>.txt.gz`` (seed 1) unless it exists; written to a
-   ``.partial`` name and renamed, with the rate recorded beside it (``.gen.json``).
+   temporary name and renamed, with the rate recorded beside it (``.gen.json``).
 2. **Prepare** (``prepare("criteo", ...)``, count pass + encode pass): wall seconds, rows/s, peak
    RSS (``ru_maxrss``) and the sampled RSS at 10 %, 50 % and 90 % of the run and its maximum. The
    generator's cardinalities are bounded, so the vocabularies saturate early and RSS must plateau
@@ -278,12 +278,10 @@ def stage_generate(raw: Path, rows: int) -> dict:
         return {**info, "reused": True}
     from pipelines.data.generate import generate_criteo
 
-    part = raw.parent / raw.name.replace(".txt.gz", ".partial.txt.gz")
     load_start = loadavg()
     start = time.perf_counter()
-    generate_criteo(str(part), rows, seed=GEN_SEED)
+    generate_criteo(str(raw), rows, seed=GEN_SEED)  # written beside and renamed when complete
     seconds = time.perf_counter() - start
-    os.replace(part, raw)
     info = {
         "rows": rows,
         "seconds": seconds,
@@ -292,7 +290,9 @@ def stage_generate(raw: Path, rows: int) -> dict:
         "loadavg_start": load_start.split(),
         "loadavg_end": loadavg().split(),
     }
-    meta.write_text(json.dumps(info) + "\n")
+    from pipelines.data.fileio import write_atomic  # TensorFlow: import late
+
+    write_atomic(meta, json.dumps(info) + "\n")
     return {**info, "reused": False}
 
 
@@ -308,7 +308,9 @@ def stage_prepare(raw: Path, workdir: Path, rows: int, every: float, force: bool
     r["count_pass_end_s"] = count_pass_end(workdir / f"prepare_{rows}.log", r["started_at"])
     r["disk_bytes"], r["shards"] = dir_size(Path(r["dir"]))
     r["raw_bytes"] = raw.stat().st_size
-    cache.write_text(json.dumps(r) + "\n")
+    from pipelines.data.fileio import write_atomic  # TensorFlow: import late
+
+    write_atomic(cache, json.dumps(r) + "\n")
     return {**r, "reused": False}
 
 
@@ -550,8 +552,10 @@ def main(argv: list[str] | None = None) -> int:
             args.sample_every,
         )
         say(f"training {mode}: {results[mode]['samples_per_s']:,.0f} samples/s")
-    saved.write_text(
-        json.dumps({"generate": gen, "prepare": prep, "reader": reader, **results}) + "\n"
+    from pipelines.data.fileio import write_atomic  # TensorFlow: import late
+
+    write_atomic(
+        saved, json.dumps({"generate": gen, "prepare": prep, "reader": reader, **results}) + "\n"
     )
     text = render(args, gen, prep, reader, results["stream"], results["memory"])
     replace_section(Path(args.results), "criteo_scale", text, title="# Criteo-scale results")

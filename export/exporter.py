@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import tensorflow as tf
 import tf4ctr_keras  # noqa: F401  (registers the model's classes for loading)
 from export.raw_rows import RawDecoder
 from export.serving_module import OUTPUT_NAME, SERVING_SIGNATURE, RawFeatureServer
+from pipelines.data.fileio import atomic_directory
 from pipelines.data.manifest import load_manifest
 from pipelines.training.rundir import CONFIG_FILE, METRICS_FILE, RunDir
 
@@ -111,11 +111,8 @@ def export_run(
         raise FileExistsError(
             f"{final} exists; TF Serving versions are immutable. Pass another --version."
         )
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f".tmp-{version}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    # the version appears whole or not at all (TF Serving ignores the non-integer temp name)
+    with atomic_directory(final) as tmp:
         server = RawFeatureServer(model, manifest, sequence_separator=sequence_separator)
         tf.saved_model.save(server, str(tmp), signatures=server.signatures())
         extra = tmp / "assets.extra"
@@ -128,9 +125,5 @@ def export_run(
         shutil.copy(RunDir(run_dir).config_path, extra / CONFIG_FILE)
         (extra / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
         (extra / INPUTS_FILE).write_text(json.dumps(server.input_types(), indent=1))
-        os.rename(tmp, final)  # the version appears whole or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("exported %s (output `%s`)", final, OUTPUT_NAME)
     return final

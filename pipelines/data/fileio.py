@@ -11,14 +11,19 @@ import fnmatch
 import gzip
 import hashlib
 import io
+import logging
 import os
 import posixpath
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import tensorflow as tf
 
 from pipelines.data.errors import DataError
+
+log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 16 << 20
 HEAD_BYTES = 1 << 20
@@ -229,3 +234,44 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         tf.io.gfile.GFile(tmp, "wb" if isinstance(data, bytes) else "w") as f,
     ):
         f.write(data)
+
+
+def remove_stale_directories(final: Path) -> None:
+    """Removes ``<final>.tmp-<pid>`` directories whose process is gone (left by a killed
+    :func:`atomic_directory`); those of live processes are left alone."""
+    for path in final.parent.glob(f"{final.name}.tmp-*"):
+        try:
+            pid = int(path.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.info("Removing %s left by a killed run", path)
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
+@contextmanager
+def atomic_directory(final: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yields an empty local directory ``<final>.tmp-<pid>`` to fill; when the block completes
+    it is renamed to ``final``, so ``final`` appears whole or not at all. With ``replace`` an
+    existing ``final`` is swapped out and then removed; without, an existing ``final`` raises
+    FileExistsError. On failure the temporary directory is removed; directories that killed
+    processes left are removed first."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_directories(final)
+    tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = final.parent / f"{final.name}.old-{os.getpid()}"
+        if final.exists():
+            if not replace:
+                raise FileExistsError(f"{final} exists.")
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

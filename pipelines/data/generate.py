@@ -237,7 +237,7 @@ def generate_criteo(path: str, rows: int, seed: int = 0) -> str:
         seed: data seed; the same seed gives a byte-identical file.
 
     Returns:
-        ``path``, which appears only when complete: rows go to ``<path>.partial`` (same
+        ``path``, which appears only when complete: rows go to a temporary file beside it (same
         directory, so gzip is decided by ``path``) and it is renamed at the end, so a killed run
         never leaves a truncated file that a rerun would take as finished.
     """
@@ -245,8 +245,10 @@ def generate_criteo(path: str, rows: int, seed: int = 0) -> str:
         raise ValueError(f"`rows` must be >= 1. Received: `rows={rows}`")
     gen = CriteoGenerator(seed)
     start = time.perf_counter()
-    partial = f"{path}.partial"
-    with fileio.open_write_binary(partial, compress=path.endswith(".gz")) as out:
+    with (
+        fileio.atomic_output(path) as partial,
+        fileio.open_write_binary(partial, compress=path.endswith(".gz")) as out,
+    ):
         done = 0
         block = 0
         while done < rows:
@@ -258,7 +260,6 @@ def generate_criteo(path: str, rows: int, seed: int = 0) -> str:
                 logger.info(
                     "%d / %d rows (%.0f rows/s)", done, rows, done / (time.perf_counter() - start)
                 )
-    tf.io.gfile.rename(partial, path, overwrite=True)
     logger.info(
         "Wrote %d Criteo-format rows to %s in %.1f s", rows, path, time.perf_counter() - start
     )

@@ -304,19 +304,6 @@ def _reusable(final: Path, fingerprint: str) -> bool:
     return all(Path(p).is_file() for p in shards) and all(p.is_file() for p in vocab)
 
 
-def _remove_stale(final: Path) -> None:
-    """Removes ``<name>.tmp-<pid>`` dirs of killed runs (their pid is gone)."""
-    for path in final.parent.glob(f"{final.name}.tmp-*"):
-        try:
-            pid = int(path.name.rsplit("-", 1)[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            logger.info("Removing %s left by a killed run", path)
-            shutil.rmtree(path, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
-
-
 def prepare(
     dataset: str,
     raw: str,
@@ -388,22 +375,10 @@ def prepare(
     if not force and _reusable(final, fingerprint):
         logger.info("Reusing %s (fingerprint %s matches)", final, fingerprint[:12])
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(final)
-    tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "vocab").mkdir(parents=True)
-    try:
+    with fileio.atomic_directory(final, replace=True) as tmp:
+        (tmp / "vocab").mkdir()
         manifest = _build(spec, files, tmp, options, fingerprint, identities, max_bad_fraction)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        old = final.parent / f"{final.name}.old-{os.getpid()}"
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("Prepared %s in %s", spec.name, final)
     return final
 
