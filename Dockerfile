@@ -31,6 +31,7 @@ COPY pipelines ./pipelines
 COPY export ./export
 COPY serving ./serving
 COPY benchmarks ./benchmarks
+COPY experiments ./experiments
 # Data, runs and exports live on volumes: -v $PWD/data:/app/data -v $PWD/runs:/app/runs ...
 VOLUME ["/app/data", "/app/runs", "/app/exports"]
 ENTRYPOINT ["python", "-m"]

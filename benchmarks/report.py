@@ -1,8 +1,11 @@
-"""Shared by the benchmark scripts: replace one named section of a Markdown results file."""
+"""Shared by the benchmark scripts and the experiments: replace one named section of a Markdown
+results file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from pipelines.data.fileio import write_atomic
 
 
 def replace_section(path: Path, name: str, body: str, title: str = "# Frappe results") -> str:
@@ -17,5 +20,5 @@ def replace_section(path: Path, name: str, body: str, title: str = "# Frappe res
     else:
         current = current.rstrip("\n") + "\n\n" + text + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(current)
+    write_atomic(path, current)
     return text

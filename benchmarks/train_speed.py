@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
-RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
+RESULTS = REPO / "benchmarks" / "results" / "frappe_speed.md"
 
 from benchmarks.report import replace_section  # noqa: E402
 from benchmarks.timing import batch_timer  # noqa: E402

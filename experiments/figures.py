@@ -1,12 +1,14 @@
-"""The in-process experiments of ``benchmarks/reproduce.py``: Figure 10 (samples by difficulty
-per epoch), Figure 5 (gradient norms of the twin logits) and Table VI (time per epoch).
+"""The in-process experiments of ``python -m experiments.reproduce``: Figure 10 (samples by
+difficulty per epoch), Figure 5 (gradient norms of the twin logits) and Table VI (time per
+epoch), and the plots of the figures.
 
 Each writes one JSON into the study's cache (:func:`cache_path`); the plots are drawn from it.
+What each compares comes from the paper's data files (:mod:`experiments.tables`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import statistics
 import time
@@ -14,21 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.reproduce import FIRST_SEED, Study, spec
 from benchmarks.timing import batch_timer
+from experiments.runs import Study
+from experiments.tables import (
+    FIG5_SPEC,
+    FIG10_MODELS,
+    FIRST_SEED,
+    NAMES,
+    TABLE6,
+    THRESHOLDS,
+    TIMING_MODELS,
+)
+from pipelines.data.fileio import atomic_output
+
+log = logging.getLogger(__name__)
 
 CLASSES = ("misclassified", "poorly", "well")
-THRESHOLDS = (0.3, 0.6)
-FIG10_MODELS = {"dualmlp": spec("dualmlp"), "tf4ctr": spec("tf4ctr")}
-FIG5_SPEC = spec("tf4ctr", model__fusion="sum")
-TIMING_MODELS = {
-    "dnn": spec("dnn"),
-    "dualmlp": spec("dualmlp"),
-    "xdeepfm": spec("xdeepfm"),
-    "autoint": spec("autoint"),
-    "tf4ctr": spec("tf4ctr"),
-    "tf4ctr_moef": spec("tf4ctr", model__fusion="moef"),
-}
+EXPERIMENTS = ("fig10", "fig5", "6")
 
 
 def cache_path(study: Study, key: str, args) -> Path:
@@ -58,11 +62,16 @@ def run(study: Study, key: str, args) -> dict:
         result = run_fig5(study, args.fig5_batch_size)
     else:
         result = run_timing(study, args.timing_epochs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    study.write_json(path, result)
     return result
+
+
+def _save(fig, png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_output(png) as tmp:  # the temporary name keeps the .png suffix
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
 
 
 # -- Figure 10 ----------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _difficulty_callback_class():
                 probs = ev.predict(self.model)
                 self.record[split].append(difficulty_counts(ev.labels, probs))
                 self.aucs[split].append(evaluate_predictions(ev.labels, probs)["auc"])
-            print(f"fig10 {self.name} epoch {epoch + 1}: {self.aucs['valid'][-1]:.5f}", flush=True)
+            log.info("fig10 %s epoch %d: %.5f", self.name, epoch + 1, self.aucs["valid"][-1])
 
     return DifficultyCallback
 
@@ -193,7 +202,7 @@ def plot_fig10(counts: dict, png: Path) -> None:
     models = list(counts["models"])
     panels = [(s, lab) for s in ("valid", "test") for lab in ("positive", "negative")]
     fig, axes = plt.subplots(len(CLASSES), len(panels), figsize=(18, 10), squeeze=False)
-    colors = {"dualmlp": "#999999", "tf4ctr": "#d62728"}
+    colors = ("#999999", "#d62728")  # the baseline grey, TF4CTR red
     width = 0.4
     for col, (split, label) in enumerate(panels):
         for row, cls in enumerate(CLASSES):
@@ -201,7 +210,7 @@ def plot_fig10(counts: dict, png: Path) -> None:
             for i, model in enumerate(models):
                 ys = [e[label][cls] for e in counts["models"][model][split]]
                 xs = np.arange(1, len(ys) + 1) + (i - (len(models) - 1) / 2) * width
-                ax.bar(xs, ys, width, label=model, color=colors.get(model))
+                ax.bar(xs, ys, width, label=model, color=colors[i] if i < len(colors) else None)
             if row == 0:
                 ax.set_title(f"{split}, {label} samples")
             if col == 0:
@@ -209,15 +218,14 @@ def plot_fig10(counts: dict, png: Path) -> None:
             if row == len(CLASSES) - 1:
                 ax.set_xlabel("epoch")
             ax.set_xticks(range(1, counts["epochs"] + 1))
-    axes[0][0].legend(["DualMLP", "TF4CTR"] if models == ["dualmlp", "tf4ctr"] else models)
+    axes[0][0].legend([NAMES.get(m, m) for m in models])
     lo, hi = counts["thresholds"]
     fig.suptitle(
         f"Samples by difficulty per epoch (p_t < {lo}: misclassified, {lo}-{hi}: poorly, "
         f">= {hi}: well classified)"
     )
     fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
+    _save(fig, png)
 
 
 # -- Figure 5 -----------------------------------------------------------------------------------
@@ -287,7 +295,7 @@ def run_fig5(study: Study, batch_size: int) -> dict:
             norms_c.append(float(np.linalg.norm(g[:, 1])))
         out["runs"][key] = {"z_s": norms_s, "z_c": norms_c}
         out["steps"] = len(norms_s)
-        print(f"fig5 {key}: {len(norms_s)} steps", flush=True)
+        log.info("fig5 %s: %d steps", key, len(norms_s))
     return out
 
 
@@ -309,8 +317,7 @@ def plot_fig5(norms: dict, png: Path) -> None:
         ax.legend()
     axes[0].set_ylabel("gradient norm")
     fig.tight_layout()
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
+    _save(fig, png)
 
 
 # -- Table VI -----------------------------------------------------------------------------------
@@ -330,7 +337,7 @@ def run_timing(study: Study, epochs: int) -> dict:
         model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, first allocations
         valid.predict(model)
         models[name] = (model, data, valid)
-        print(f"table6 {name}: warmed up", flush=True)
+        log.info("table6 %s: warmed up", name)
     clocks = ("train_s", "train_cpu_s", "infer_s", "infer_cpu_s", "train_call_s", "infer_call_s")
     got = {name: {clock: [] for clock in clocks} for name in models}
     timer = batch_timer()
@@ -346,7 +353,7 @@ def run_timing(study: Study, epochs: int) -> dict:
             got[name]["infer_call_s"].append(time.perf_counter() - start)
             got[name]["infer_s"].append(timer.seconds[0])
             got[name]["infer_cpu_s"].append(timer.seconds[1])
-    config = study.config(TIMING_MODELS["dnn"], FIRST_SEED)
+    config = study.config(TIMING_MODELS[TABLE6["reference"]], FIRST_SEED)
     return {
         "epochs": epochs,
         "batch_size": config.train.batch_size,

@@ -2,18 +2,18 @@
 
 Runs ``python -m pipelines.train`` for every (model, seed) on the official Frappe splits
 (``../shared/data/frappe``), reuses finished runs (the CLI reports a finished run), and writes
-the parity section of ``benchmarks/results/frappe.md``: test AUC / gAUC / logloss as mean and
+the parity section of ``experiments/results/frappe.md``: test AUC / gAUC / logloss as mean and
 standard deviation, epochs, and training seconds per epoch measured in the same session,
 next to the reference logs, the paper, and the authors' code on this same data
-(tf4ctr_reference.md section 9).
+(``experiments/paper/authors.yaml``).
 
-    python benchmarks/frappe_parity.py [--seeds 2023 2024 2025] [--models tf4ctr dualmlp dnn]
+    python -m experiments.parity [--seeds 2023 2024 2025] [--models tf4ctr dualmlp dnn]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import statistics
 import subprocess
@@ -21,31 +21,34 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
+from benchmarks.report import replace_section
+from experiments import REPO, RESULTS
+from experiments.runs import seeds as first_seeds
+from experiments.tables import AUTHORS, NAMES, PAPER_T4, PROPOSED, TABLE4, TABLE6
+from pipelines.training.rundir import RunDir
 
-from benchmarks.report import replace_section  # noqa: E402
+log = logging.getLogger(__name__)
 
-DATA = REPO.parent / "shared" / "data" / "frappe"
-RESULTS = REPO / "benchmarks" / "results" / "frappe.md"
+DATASET = "frappe"
+DATA = REPO.parent / "shared" / "data" / DATASET
+RESULTS_FILE = RESULTS / f"{DATASET}.md"
+RUNS = REPO / "runs" / "bench-frappe"
+# TF4CTR, its two towers alone, and the one-tower reference of Table VI
+MODELS = (PROPOSED, TABLE4["twin_baseline"], TABLE6["reference"])
 
-# Authors' PyTorch code on these files, this machine (tf4ctr_reference.md section 9).
-AUTHORS = {
-    "tf4ctr": {"auc": 0.987511, "gauc": 0.982016, "logloss": 0.127451, "s_epoch": "12.4-14.3"},
-    "dnn": {"auc": 0.985475, "gauc": 0.980655, "logloss": 0.142458, "s_epoch": "9.5"},
-}
-PAPER = {"tf4ctr": "98.72", "dualmlp": "98.37", "dnn": "-"}
-LOGGED = {"tf4ctr": "0.987228 (log 121, official train)"}
+
+def run_dir(model: str, seed: int, runs: Path = RUNS) -> RunDir:
+    return RunDir(runs / f"{model}-seed{seed}")
 
 
 def run(model: str, seed: int, runs: Path) -> dict:
-    run_dir = runs / f"{model}-seed{seed}"
+    run = run_dir(model, seed, runs)
     cmd = [
         sys.executable,
         "-m",
         "pipelines.train",
         "--dataset",
-        "frappe",
+        DATASET,
         "--data",
         str(DATA),
         "--model",
@@ -53,7 +56,7 @@ def run(model: str, seed: int, runs: Path) -> dict:
         "--seed",
         str(seed),
         "--run-dir",
-        str(run_dir),
+        str(run.path),
         "--quiet",
     ]
     start = time.time()
@@ -66,11 +69,14 @@ def run(model: str, seed: int, runs: Path) -> dict:
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(
-        f"{model} seed {seed}: test AUC {metrics['test']['auc']:.6f} "
-        f"({metrics['epochs']} epochs, {time.time() - start:.0f}s)",
-        flush=True,
+    metrics = run.read_metrics()
+    log.info(
+        "%s seed %d: test AUC %.6f (%d epochs, %.0fs)",
+        model,
+        seed,
+        metrics["test"]["auc"],
+        metrics["epochs"],
+        time.time() - start,
     )
     return metrics
 
@@ -81,16 +87,43 @@ def _stat(values: list[float], digits: int = 6) -> str:
     return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
-def section(results: dict[str, list[dict]], seeds: list[int]) -> str:
+def config_text(config: dict, short: bool = False) -> str:
+    """The reference configuration of a parity run as the section names it (``short``: its
+    modules and TF loss only)."""
+    m, lo, t = config["model"], config["loss"], config["train"]
+    if short:
+        return (
+            f"{NAMES[m['selector']]} + {NAMES[m['fusion']]}, alpha {lo['alpha']:g}, "
+            f"c {lo['c']:g}, gamma {lo['gamma']:g}"
+        )
+    monitor = " + ".join(
+        {"auc": "AUC", "gauc": "gAUC"}.get(x, x) for x in str(t["monitor"]).split("+")
+    )
+    return (
+        f"{NAMES[m['selector']]} + {NAMES[m['fusion']]}, simple {m['simple_units']}, complex "
+        f"{m['complex_units']}, alpha {lo['alpha']:g}, c {lo['c']:g}, gamma {lo['gamma']:g}, "
+        f"dropout {m['dropout']:g}, embedding L2 {m['embedding_l2']:g}, batch "
+        f"{t['batch_size']}, monitor {monitor}"
+    )
+
+
+def paper_auc(model: str) -> str:
+    value = PAPER_T4.get(DATASET, {}).get(model)
+    return "-" if value is None else f"{value:.2f}"
+
+
+def section(results: dict[str, list[dict]], seeds: list[int], config: dict | None = None) -> str:
+    """The parity section from the runs' metrics (``{model: [metrics per seed]}``) and the
+    resolved config of the proposed model's first run."""
+    setup = f" ({config_text(config)})" if config else ""
     lines = [
         "## Parity: TF4CTR against DNN and DualMLP (issue: training CLI)",
         "",
-        f"`python benchmarks/frappe_parity.py` — official Frappe valid/test, rebuilt train "
+        f"`python -m experiments.parity` — official Frappe valid/test, rebuilt train "
         f"(`../shared/data/frappe`), seeds {', '.join(map(str, seeds))}, each run one "
         "`python -m pipelines.train --dataset frappe --data ../shared/data/frappe --model M "
-        "--seed S` with the dataset's reference config (SER + WSF, simple [400, 400], complex "
-        "[400, 400, 400], alpha 0.25, c 0.7, gamma 1, dropout 0.2, embedding L2 0.1, batch "
-        "10000, monitor AUC + gAUC). Mean ± sample standard deviation over seeds.",
+        f"--seed S` with the dataset's reference config{setup}. Mean ± sample standard "
+        "deviation over seeds.",
         "",
         "| model | loss | test AUC | test gAUC | test logloss | epochs (best) | train s/epoch "
         "| params |",
@@ -113,42 +146,62 @@ def section(results: dict[str, list[dict]], seeds: list[int]) -> str:
         "| model | authors' code on this data (seed 2023) | reference log | paper |",
         "|---|---|---|---|",
     ]
+    code = AUTHORS["code"].get(DATASET, {})
+    logs = AUTHORS["logs"].get(DATASET, {})
     for model in results:
-        a = AUTHORS.get(model)
+        a = code.get(model)
         authors = (
-            (f"AUC {a['auc']}, gAUC {a['gauc']}, logloss {a['logloss']}, {a['s_epoch']} s/epoch")
+            (
+                f"AUC {a['auc']}, gAUC {a['gauc']}, logloss {a['logloss']}, "
+                f"{a['seconds_per_epoch']} s/epoch"
+            )
             if a
             else "-"
         )
+        logged = logs.get(model)
         lines.append(
-            f"| {model} | {authors} | {LOGGED.get(model, '-')} | {PAPER.get(model, '-')} |"
+            f"| {model} | {authors} | {logged if isinstance(logged, str) else '-'} | "
+            f"{paper_auc(model)} |"
         )
-    if "tf4ctr" in results and "dualmlp" in results:
-        t = statistics.fmean(r["test"]["auc"] for r in results["tf4ctr"])
-        d = statistics.fmean(r["test"]["auc"] for r in results["dualmlp"])
-        lines += ["", f"TF4CTR − DualMLP test AUC: {t - d:+.6f} (paper: +0.0035)."]
+    twin = TABLE4["twin_baseline"]
+    if PROPOSED in results and twin in results:
+        t = statistics.fmean(r["test"]["auc"] for r in results[PROPOSED])
+        d = statistics.fmean(r["test"]["auc"] for r in results[twin])
+        paper = PAPER_T4.get(DATASET, {})
+        gap = (
+            f" (paper: {(paper[PROPOSED] - paper[twin]) / 100:+.4f})"
+            if PROPOSED in paper and twin in paper
+            else ""
+        )
+        lines += [
+            "",
+            f"{NAMES[PROPOSED]} − {NAMES[twin]} test AUC: {t - d:+.6f}{gap}.",
+        ]
+    loads = [r["load_average"] for runs in results.values() for r in runs if "load_average" in r]
+    load = f", load average {min(loads):.0f}-{max(loads):.0f}" if loads else ""
     lines += [
         "",
         "Train seconds per epoch are wall-clock while the runs shared the machine with "
-        "whatever else ran (these runs overlapped a hyperparameter search and the test "
-        "suite, load average 4-6 on 2 cores); `benchmarks/train_speed.py` measures speed "
-        "alone, TF4CTR and DNN interleaved.",
+        f"whatever else ran{load} on {os.cpu_count()} cores; `benchmarks/train_speed.py` "
+        "measures speed alone, TF4CTR and DNN interleaved.",
     ]
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[2023, 2024, 2025])
-    p.add_argument("--models", nargs="+", default=["tf4ctr", "dualmlp", "dnn"])
-    p.add_argument("--runs", default=str(REPO / "runs" / "bench-frappe"))
-    args = p.parse_args()
+    p.add_argument("--seeds", type=int, nargs="+", default=first_seeds(3))
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--runs", default=str(RUNS))
+    args = p.parse_args(argv)
     results = {m: [] for m in args.models}
     for seed in args.seeds:  # interleave models so machine load affects them alike
         for model in args.models:
             results[model].append(run(model, seed, Path(args.runs)))
-    print(replace_section(RESULTS, "parity", section(results, args.seeds)))
+    config = run_dir(args.models[0], args.seeds[0], Path(args.runs)).read_config()
+    log.info("%s", replace_section(RESULTS_FILE, "parity", section(results, args.seeds, config)))
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     main()

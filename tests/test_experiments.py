@@ -1,5 +1,7 @@
-"""``benchmarks/reproduce.py``: cache keys, cache hits, report cells, the t-test, difficulty
-classes and the Figure 5 logit gradients, on hand-made metrics and tiny generated data."""
+"""``python -m experiments.reproduce``: cache keys, cache hits, report cells, the t-test,
+difficulty classes and the Figure 5 logit gradients, on hand-made metrics and tiny generated
+data; the paper's data files; the parity and tuning sections; and the committed archive, which
+must still restore every run and regenerate the committed report."""
 
 import json
 import math
@@ -7,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +17,11 @@ import tensorflow as tf
 import yaml
 from scipy import stats
 
-from benchmarks import repro_experiments, repro_report, reproduce
 from benchmarks import timing as bench_timing
-from benchmarks.repro_archive import DATA_ID_FILE
-from benchmarks.reproduce import Study
+from experiments import figures, reproduce, runs, tables
+from experiments import report as reporting
+from experiments.runs import DATA_ID_FILE, Study
+from pipelines.training.rundir import RECORD_FILES, RunDir
 from tests.conftest import generated_criteo_dataset
 
 
@@ -31,8 +35,8 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
     """A finished run in the cache: the CLI's config.yaml and a hand-made metrics.json."""
     run_dir = study.run_dir(s, seed)
     run_dir.mkdir(parents=True)
-    config = study.config(s, seed)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    run = RunDir(run_dir)
+    run.write_config(study.config(s, seed))
     test = {"auc": auc, "logloss": logloss, "gauc": auc - 0.005 if gauc is None else gauc}
     metrics = {
         "test": test,
@@ -44,8 +48,8 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
         "loss": s.loss,
         "model": s.model,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    (run_dir / "history.json").write_text("[]")
+    run.write_metrics(metrics)
+    run.write_history([])
     (run_dir / DATA_ID_FILE).write_text(study.data_id + "\n")  # as Study.train writes it
     return run_dir
 
@@ -53,10 +57,10 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
 # -- cache keys ---------------------------------------------------------------------------------
 def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
     t2, t3, t4, t5 = (
-        reproduce.table2_specs(),
-        reproduce.table3_specs(),
-        reproduce.table4_specs(),
-        reproduce.table5_specs(),
+        tables.table2_specs(),
+        tables.table3_specs(),
+        tables.table4_specs(),
+        tables.table5_specs(),
     )
     same = [
         (t2[("dualmlp", "bce")], t4["dualmlp"]),
@@ -79,11 +83,11 @@ def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
 
 
 def test_cell_key_ignores_only_the_seed(study):
-    s = reproduce.table4_specs()["dnn"]
+    s = tables.table4_specs()["dnn"]
     a, b = study.config(s, 2023).to_dict(), study.config(s, 2025).to_dict()
-    assert reproduce.cell_key(a) == reproduce.cell_key(b)
+    assert runs.cell_key(a) == runs.cell_key(b)
     b["model"]["dropout"] = 0.3
-    assert reproduce.cell_key(a) != reproduce.cell_key(b)
+    assert runs.cell_key(a) != runs.cell_key(b)
 
 
 def test_cache_keys_follow_the_data_content_not_its_path_or_times(tmp_path):
@@ -100,7 +104,7 @@ def test_cache_keys_follow_the_data_content_not_its_path_or_times(tmp_path):
     (c / "train.libfm").write_text("0 0:1 1:1\n")  # same size, other content
     studies = [Study("frappe", str(d), tmp_path / "runs") for d in (a, b, c)]
     assert studies[0].data_id == studies[1].data_id != studies[2].data_id
-    s = reproduce.table4_specs()["tf4ctr"]
+    s = tables.table4_specs()["tf4ctr"]
     names = [st.run_dir(s, 2023).name for st in studies]
     assert names[0] == names[1] != names[2]
     assert studies[0].cell(s) == studies[1].cell(s) != studies[2].cell(s)
@@ -123,9 +127,9 @@ def test_data_identity_of_a_prepared_directory_is_its_shards(tmp_path):
     shard["sha256"] = "cd" * 32
     (tmp_path / "p3").mkdir()
     (tmp_path / "p3" / MANIFEST_NAME).write_text(json.dumps(manifest))
-    ids = [reproduce.data_identity(str(tmp_path / n)) for n in ("p1", "p2", "p3")]
+    ids = [runs.data_identity(str(tmp_path / n)) for n in ("p1", "p2", "p3")]
     assert ids[0] == ids[1] != ids[2] and ids[0].startswith("prepared:")
-    assert reproduce.data_identity(str(tmp_path / "none")) == f"path:{tmp_path / 'none'}"
+    assert runs.data_identity(str(tmp_path / "none")) == f"path:{tmp_path / 'none'}"
 
 
 # -- cache hits ---------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def test_cached_cli_run_is_not_retrained(tmp_path, monkeypatch):
         "train.batch_size=512",
     )
     study = Study("criteo", str(data), tmp_path / "runs", small)
-    s = reproduce.table4_specs()["dualmlp"]
+    s = tables.table4_specs()["dualmlp"]
     run_dir = study.train(s, 2023)
     assert study.cached(s, 2023)
     mtimes = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
@@ -209,15 +213,15 @@ def test_cached_cli_run_is_not_retrained(tmp_path, monkeypatch):
 
 # -- report -------------------------------------------------------------------------------------
 def test_cells_show_mean_sample_std_and_n():
-    assert repro_report.fmt_cell([]) == "not run"
-    assert repro_report.fmt_cell([0.98]) == "98.000 (n=1)"
-    assert repro_report.fmt_cell([0.98, 0.982]) == "98.100 ± 0.141 (n=2)"  # sample std
-    assert repro_report.fmt_delta([0.9835], [0.98, 0.982]) == "+0.250"
-    assert repro_report.fmt_delta([0.9835], []) == "-"
+    assert reporting.fmt_cell([]) == "not run"
+    assert reporting.fmt_cell([0.98]) == "98.000 (n=1)"
+    assert reporting.fmt_cell([0.98, 0.982]) == "98.100 ± 0.141 (n=2)"  # sample std
+    assert reporting.fmt_delta([0.9835], [0.98, 0.982]) == "+0.250"
+    assert reporting.fmt_delta([0.9835], []) == "-"
 
 
 def test_report_from_hand_made_runs(study, tmp_path):
-    t2, t3, t5 = reproduce.table2_specs(), reproduce.table3_specs(), reproduce.table5_specs()
+    t2, t3, t5 = tables.table2_specs(), tables.table3_specs(), tables.table5_specs()
     _fake_run(study, t2[("dualmlp", "bce")], 2023, 0.980)
     _fake_run(study, t2[("dualmlp", "bce")], 2024, 0.982)
     _fake_run(study, t2[("dualmlp", "tf")], 2023, 0.9835)
@@ -225,11 +229,11 @@ def test_report_from_hand_made_runs(study, tmp_path):
     _fake_run(study, t3[("gate", "sum")], 2023, 0.9875, gauc=0.9820)
     _fake_run(study, t3[("shared", "sum")], 2023, 0.9860)
     _fake_run(study, t5[("deepfm", True)], 2023, 0.9850)
-    _fake_run(study, reproduce.table4_specs()["deepfm"], 2023, 0.9840)
+    _fake_run(study, tables.table4_specs()["deepfm"], 2023, 0.9840)
     args = reproduce.build_parser().parse_args(["--dataset", "frappe"])
     path = tmp_path / "frappe.md"
     path.write_text("# Frappe results\n\n<!-- parity:begin -->\nkept\n<!-- parity:end -->\n")
-    repro_report.write_report(study, path, args)
+    reporting.write_report(study, path, args)
     text = path.read_text()
     assert "<!-- parity:begin -->\nkept\n<!-- parity:end -->" in text
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in text.splitlines()}
@@ -244,13 +248,13 @@ def test_report_from_hand_made_runs(study, tmp_path):
     assert "gain over Share + Sum: +0.150" in text
     assert "| DeepFM | 98.400 (n=1) | 98.500 (n=1) | +0.100 | 98.37 | 98.54 | +0.17 |" in text
     assert "Two-tailed Welch t-test: not possible with n < 2" in text
-    assert "not run: `python benchmarks/reproduce.py --dataset frappe --tables 6`" in text
+    assert "not run: `python -m experiments.reproduce --dataset frappe --tables 6`" in text
     missing = re.search(r"(\d+) cell\(s\) are not run yet", text)
     assert missing and int(missing.group(1)) > 10
     assert "TF loss +0.250 (paper +0.18). Differences below 0.05 points are within single-" in text
     assert "(no per-model tuning), with 1-2 seeds per cell." in text  # no test with n = 1
     _fake_run(study, t2[("dualmlp", "tf")], 2024, 0.9837)  # a second seed: a t-test
-    repro_report.write_report(study, path, args)
+    reporting.write_report(study, path, args)
     text = path.read_text()
     p = stats.ttest_ind([0.9835, 0.9837], [0.980, 0.982], equal_var=False).pvalue
     assert "TF loss +0.260 (paper +0.18). Means over 2 seeds per cell." in text
@@ -263,15 +267,15 @@ def test_report_from_hand_made_runs(study, tmp_path):
 def test_report_on_a_dataset_without_user_key_or_paper_table3(tmp_path, monkeypatch):
     """Criteo: no gAUC ("-", not "not run") and no paper Table III (said, not Frappe's)."""
     study = Study("criteo", str(tmp_path / "criteo-data"), tmp_path / "runs")
-    t3, t4 = reproduce.table3_specs(), reproduce.table4_specs()
+    t3, t4 = tables.table3_specs(), tables.table4_specs()
     for s, auc in ((t4["tf4ctr"], 0.8105), (t4["dnn"], 0.8090), (t3[("shared", "sum")], 0.8100)):
-        run = _fake_run(study, s, 2023, auc)
-        metrics = json.loads((run / "metrics.json").read_text())
+        run = RunDir(_fake_run(study, s, 2023, auc))
+        metrics = run.read_metrics()
         del metrics["test"]["gauc"]
-        (run / "metrics.json").write_text(json.dumps(metrics))
+        run.write_metrics(metrics)
     path = tmp_path / "criteo.md"
     args = reproduce.build_parser().parse_args(["--dataset", "criteo"])
-    repro_report.write_report(study, path, args)
+    reporting.write_report(study, path, args)
     text = path.read_text()
     assert "| TF4CTR | 81.050 (n=1) | - | 0.15000 (n=1) |" in text
     assert "| DCN | not run | not run |" in text
@@ -297,19 +301,19 @@ def test_table6_ratios_to_dnn_wall_and_cpu(study):
         "cores": 2,
         "models": {"dnn": t(2.0, 4.0, 0.5, 1.0), "tf4ctr": t(3.0, 6.2, 0.6, 1.5)},
     }
-    text = repro_report.Report(study, {}).table6(timing)
+    text = reporting.Report(study, {}).table6(timing)
     assert "| TF4CTR | 3.00 | 1.50x | 6.20 | 1.55x | 0.60 | 1.20x | 1.50 | 1.50x | - | - |" in text
     assert "| DNN | 2.00 | 1.00x | 4.00 | 1.00x |" in text
     assert "whole `fit()` call" not in text  # a timing from before the callback clocks
     for name in ("dnn", "tf4ctr"):
         timing["models"][name]["train_call_all"] = [10.23]
-    text = repro_report.Report(study, {}).table6(timing)
+    text = reporting.Report(study, {}).table6(timing)
     assert "from the first batch to the last (a Keras callback)" in text
     assert "The whole `fit()` call of those epochs: DNN 10.23; TF4CTR 10.23. " in text
     del timing["models"]["tf4ctr"]["train_cpu_s"]  # a timing from before CPU time was kept
-    assert "| TF4CTR | 3.00 | 1.50x | - | - | 0.60 | 1.20x |" in repro_report.Report(
-        study, {}
-    ).table6(timing)
+    assert "| TF4CTR | 3.00 | 1.50x | - | - | 0.60 | 1.20x |" in reporting.Report(study, {}).table6(
+        timing
+    )
 
 
 def test_table6_timer_reads_the_clocks_at_the_first_and_last_batch(monkeypatch):
@@ -331,22 +335,22 @@ def test_table6_timer_reads_the_clocks_at_the_first_and_last_batch(monkeypatch):
 
 def test_welch_t_test_equals_scipy():
     a, b = [0.9877, 0.9875, 0.9880], [0.9859, 0.9862, 0.9855]
-    ours = repro_report.welch(a, b)
+    ours = reporting.welch(a, b)
     ref = stats.ttest_ind(a, b, equal_var=False)
     assert math.isclose(ours["t"], ref.statistic) and math.isclose(ours["p"], ref.pvalue)
     assert ours["n"] == (3, 3)
-    assert repro_report.welch([0.98], b) is None
+    assert reporting.welch([0.98], b) is None
 
 
 def test_t_test_text_in_table4(study):
-    t4 = reproduce.table4_specs()
+    t4 = tables.table4_specs()
     for seed, (ours, theirs) in zip(
         (2023, 2024, 2025), ((0.9877, 0.9859), (0.9875, 0.9862), (0.9880, 0.9855)), strict=True
     ):
         _fake_run(study, t4["tf4ctr"], seed, ours)
         _fake_run(study, t4["dualmlp"], seed, theirs)
     _fake_run(study, t4["dnn"], 2023, 0.9850)
-    report = repro_report.Report(study, study.index())
+    report = reporting.Report(study, study.index())
     text = report.ttest_text(report.table4_data())
     p = stats.ttest_ind([0.9877, 0.9875, 0.9880], [0.9859, 0.9862, 0.9855], equal_var=False)
     assert f"p = {p.pvalue:.3g} (n = 3 vs 3)" in text
@@ -354,7 +358,7 @@ def test_t_test_text_in_table4(study):
     # A single-seed baseline on top: no test against it, and the test against the best
     # baseline with several seeds beside.
     _fake_run(study, t4["widedeep"], 2023, 0.9866)
-    report = repro_report.Report(study, study.index())
+    report = reporting.Report(study, study.index())
     text = report.ttest_text(report.table4_data())
     assert "Best baseline by mean test AUC: WideDeep" in text
     assert "not possible with n < 2" in text
@@ -367,7 +371,7 @@ def test_difficulty_classes_by_probability_of_the_true_label():
     probs = np.array([0.1, 0.3, 0.59, 0.95, 0.9, 0.69, 0.4, 0.2, 0.05])
     # positives p_t = p: 0.1 mis, 0.3 poorly, 0.59 poorly, 0.95 well
     # negatives p_t = 1 - p: 0.1 mis, 0.31 poorly, 0.6 well, 0.8 well, 0.95 well
-    assert repro_experiments.difficulty_counts(labels, probs) == {
+    assert figures.difficulty_counts(labels, probs) == {
         "positive": {"misclassified": 1, "poorly": 2, "well": 1},
         "negative": {"misclassified": 1, "poorly": 1, "well": 3},
     }
@@ -419,7 +423,7 @@ def test_logit_gradients_of_log_loss_equal_the_analytic_ones():
         out["ctr"].numpy().ravel(), tf.sigmoid(twin.sum(1)).numpy(), rtol=1e-6
     )
     before = [w.numpy().copy() for w in model.trainable_weights]
-    grads = repro_experiments.logit_gradient_step(
+    grads = figures.logit_gradient_step(
         model, keras.optimizers.Adam(1e-3), x, y, None, apply=False
     ).numpy()
     z = model(x, training=True)["twin_logits"].numpy()  # no dropout, BN: training stats
@@ -441,7 +445,7 @@ def test_logit_gradients_with_tf_loss_equal_finite_differences():
     optimizer = keras.optimizers.Adam(1e-3)
     z = model(x, training=True)["twin_logits"].numpy().astype(np.float64)
     before = [w.numpy().copy() for w in model.trainable_weights]
-    grads = repro_experiments.logit_gradient_step(
+    grads = figures.logit_gradient_step(
         model, optimizer, x, y, TwinFocusLoss(alpha, c, gamma)
     ).numpy()
     yn = y.numpy().astype(np.float64)
@@ -483,37 +487,261 @@ def test_figures_are_drawn_from_cached_json(tmp_path):
             for m in ("dualmlp", "tf4ctr")
         },
     }
-    repro_experiments.plot_fig10(counts, tmp_path / "f10.png")
+    figures.plot_fig10(counts, tmp_path / "f10.png")
     norms = {
         "batch_size": 10,
         "runs": {k: {"z_s": [0.1, 0.2], "z_c": [0.3, 0.1]} for k in ("ctr", "ctr_tf")},
     }
-    repro_experiments.plot_fig5(norms, tmp_path / "f5.png")
+    figures.plot_fig5(norms, tmp_path / "f5.png")
     for name in ("f10.png", "f5.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_archive_round_trip_keeps_finished_runs_only(tmp_path):
-    from benchmarks.repro_archive import FILES, archive_runs, restore_runs
+    from experiments.runs import archive_runs, restore_runs
 
     runs, archive = tmp_path / "runs", tmp_path / "archive"
     done, unfinished = runs / "tf4ctr-aaa", runs / "dnn-bbb"
     done.mkdir(parents=True)
     unfinished.mkdir()
-    for name in FILES:
+    for name in RECORD_FILES:
         (done / name).write_text(f"{name} of tf4ctr")
     (done / "model.keras").write_text("big")
-    (unfinished / "config.yaml").write_text("only a config")
+    RunDir(unfinished).config_path.write_text("only a config")
     (runs / "fig5-123.json").write_text("{}")
     assert archive_runs(runs, archive) == ["fig5-123.json", "tf4ctr-aaa"]
     assert archive_runs(runs, archive) == []  # nothing new
-    assert sorted(p.name for p in (archive / "tf4ctr-aaa").iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in (archive / "tf4ctr-aaa").iterdir()) == sorted(RECORD_FILES)
     assert not (archive / "dnn-bbb").exists()
 
     fresh = tmp_path / "fresh"
     assert restore_runs(archive, fresh) == ["fig5-123.json", "tf4ctr-aaa"]
-    for name in FILES:
+    for name in RECORD_FILES:
         assert (fresh / "tf4ctr-aaa" / name).read_text() == f"{name} of tf4ctr"
-    (fresh / "tf4ctr-aaa" / "metrics.json").write_text("newer")
+    RunDir(fresh / "tf4ctr-aaa").metrics_path.write_text("newer")
     assert restore_runs(archive, fresh) == []  # an existing run is never overwritten
-    assert (fresh / "tf4ctr-aaa" / "metrics.json").read_text() == "newer"
+    assert RunDir(fresh / "tf4ctr-aaa").metrics_path.read_text() == "newer"
+
+
+def test_restore_ignores_an_interrupted_restore(tmp_path):
+    from experiments.runs import archive_runs, restore_runs
+
+    runs, archive = tmp_path / "runs", tmp_path / "archive"
+    for name in RECORD_FILES:
+        (runs / "tf4ctr-aaa").mkdir(parents=True, exist_ok=True)
+        (runs / "tf4ctr-aaa" / name).write_text(name)
+    archive_runs(runs, archive)
+    fresh = tmp_path / "fresh"
+    (fresh / ".tmp-1-tf4ctr-aaa").mkdir(parents=True)  # a restore killed half-way
+    for name in RECORD_FILES:
+        (fresh / ".tmp-1-tf4ctr-aaa" / name).write_text(name)
+    assert restore_runs(archive, fresh) == ["tf4ctr-aaa"]
+    assert archive_runs(fresh, tmp_path / "archive2") == ["tf4ctr-aaa"]  # not the temp dir
+    shutil.rmtree(fresh / "tf4ctr-aaa")
+    assert Study("frappe", str(tmp_path / "d"), fresh).index() == {}  # nor read as a run
+
+
+# -- the paper's data files -----------------------------------------------------------------------
+def test_paper_data_files_load_and_hold_every_table():
+    for name in tables.PAPER_FILES:
+        assert (tables.PAPER_DIR / f"{name}.yaml").is_file(), name
+        assert tables.load_paper(name), name
+    t2, t3, t4, t5, t6 = tables.TABLE2, tables.TABLE3, tables.TABLE4, tables.TABLE5, tables.TABLE6
+    for model in t2["models"]:
+        assert list(t2["auc"][model]) == t2["losses"]
+        datasets = {frozenset(v) for v in t2["auc"][model].values()}
+        assert len(datasets) == 1  # every loss on the same datasets
+    for ds, rows in t3["auc_gauc"].items():
+        assert list(rows) == t3["selectors"], ds
+        assert all(
+            len(r) == len(t3["fusions"]) and all(len(p) == 2 for p in r) for r in rows.values()
+        )
+    assert len(tables.PAPER_T3) == len(t3["selectors"]) * len(t3["fusions"]) == 20
+    for ds, row in t4["auc"].items():
+        assert len(row) == len(t4["models"]) and ds in t4["p_value"]
+        assert isinstance(t4["p_value"][ds], str)  # as printed: "7.26e-5"
+    assert t4["proposed"] == t4["models"][-1]
+    for model in t5["models"]:
+        assert set(t5["auc"][model]) == {"with", "without"}
+    assert t6["reference"] in t6["rows"] and set(t6["rows"]) <= set(t6["timed"])
+    names = tables.NAMES
+    every = [*t2["models"], *t2["losses"], *t3["selectors"], *t3["fusions"], *t4["models"]]
+    every += [*t5["models"], *t6["timed"], *tables.T5_ENCODERS.values()]
+    assert all(n in names for n in every), [n for n in every if n not in names]
+    assert all(ds in tables.PAPER_COLUMN for ds in [*t3["auc_gauc"], *t4["auc"]])
+    # spot checks against the paper
+    assert tables.PAPER_T2[("dualmlp", "tf")]["frappe"] == 98.55
+    assert tables.PAPER_T3[("ser", "wsf")]["frappe"] == (98.72, 98.17)
+    assert tables.PAPER_T4["frappe"]["tf4ctr"] == 98.72
+    assert tables.PAPER_T4["frappe"]["dualmlp"] == 98.37  # from Table II's log-loss row
+    assert "dualmlp" not in tables.PAPER_T4["ml-1m"]  # Table II has no ML-1M column
+    assert tables.PAPER_T5[("deepfm", True)]["frappe"] == 98.54
+    assert tables.PAPER_T6["dualmlp"] == (25, "1.08x", 3, "1x")
+    assert tables.AUTHORS["code"]["frappe"]["tf4ctr"]["auc"] == 0.987511
+
+
+def test_table_variants_come_from_the_registries_in_the_paper_order():
+    models, selectors, fusions, encoders, losses = tables._registries()
+    assert tables.T2_MODELS == ("dualmlp", "deepfm", "dcnv2")
+    assert tables.T2_LOSSES == ("bce", "focal", "rce", "tf")
+    assert tables.T3_SELECTORS == ("ser", "gate", "mmoe", "shared")
+    assert tables.T3_FUSIONS == ("wsf", "vf", "cf", "moef", "sum")
+    assert tables.T4_BASELINES == (
+        "widedeep", "deepfm", "dcn", "xdeepfm", "autoint", "dcnv2", "dnn", "dualmlp"
+    )  # fmt: skip
+    assert tables.NOT_IMPLEMENTED == ("afn", "edcn", "cl4ctr", "eulernet")
+    assert tables.T5_ENCODERS == {"deepfm": "fm", "widedeep": "linear", "xdeepfm": "cin"}
+    for name in (*tables.T2_MODELS, *tables.T4_BASELINES, tables.PROPOSED):
+        assert name in models
+    assert all(s in selectors for s in tables.T3_SELECTORS)
+    assert all(f in fusions for f in tables.T3_FUSIONS)
+    assert all(e in encoders for e in tables.T5_ENCODERS.values())
+    assert all(loss in tables._names(losses) for loss in tables.T2_LOSSES)
+    assert tables.registered(["ser", "nonexistent", "gate"], selectors) == ("ser", "gate")
+    assert list(tables.TIMING_MODELS) == tables.TABLE6["timed"]
+    assert dict(tables.TIMING_MODELS["tf4ctr_moef"].overrides)["model.fusion"] == "moef"
+    assert dict(tables.FIG5_SPEC.overrides)["model.fusion"] == "sum"
+
+
+# -- the layout -------------------------------------------------------------------------------------
+_EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+# Each module may import only the ones before it (the CLI, parity and tuning sit on top).
+_ORDER = ("tables", "runs", "figures", "report", "reproduce", "parity", "tuning")
+
+
+def _experiment_imports(name: str) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse((_EXPERIMENTS / f"{name}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "experiments":
+                found |= {a.name for a in node.names if a.name in _ORDER}
+            elif node.module.startswith("experiments."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("experiments.")}
+    return found
+
+
+@pytest.mark.parametrize("name", _ORDER)
+def test_experiment_modules_import_one_way(name):
+    allowed = set(_ORDER[: _ORDER.index(name)])
+    assert _experiment_imports(name) <= allowed, (name, _experiment_imports(name) - allowed)
+
+
+def test_experiments_code_has_no_prints_path_hacks_or_run_file_names():
+    for path in sorted(_EXPERIMENTS.rglob("*.py")):
+        text = path.read_text()
+        assert "sys.path.insert" not in text, path
+        assert not re.search(r"^\s*print\(", text, re.M), path
+        for literal in ('"metrics.json"', '"config.yaml"', '"history.json"', "os.replace"):
+            assert literal not in text, (path, literal)
+
+
+# -- parity and tuning sections -----------------------------------------------------------------------
+def _parity_metrics(auc, seed, loss="tf"):
+    return {
+        "test": {"auc": auc, "gauc": auc - 0.005, "logloss": 0.13},
+        "epochs": 21,
+        "best_epoch": 19,
+        "train_seconds_per_epoch": 11.0,
+        "trainable_params": 711444,
+        "loss": loss,
+        "seed": seed,
+    }
+
+
+def test_parity_section_takes_its_reference_points_from_the_data_files():
+    from experiments import parity
+
+    results = {
+        "tf4ctr": [_parity_metrics(0.9877, s) for s in (2023, 2024)],
+        "dualmlp": [_parity_metrics(0.9858, s, "bce") for s in (2023, 2024)],
+        "dnn": [_parity_metrics(0.9852, s, "bce") for s in (2023, 2024)],
+    }
+    config = yaml.safe_load(
+        (_EXPERIMENTS / "results/runs/frappe/tf4ctr-0d7e7c9a5d" / "config.yaml").read_text()
+    )
+    config["model"]["selector"] = "ser"
+    text = parity.section(results, [2023, 2024], config)
+    committed = (_EXPERIMENTS / "results" / "frappe.md").read_text()
+    for line in (
+        "| tf4ctr | AUC 0.987511, gAUC 0.982016, logloss 0.127451, 12.4-14.3 s/epoch | "
+        "0.987228 (log 121, official train) | 98.72 |",
+        "| dualmlp | - | - | 98.37 |",
+        "| dnn | AUC 0.985475, gAUC 0.980655, logloss 0.142458, 9.5 s/epoch | - | - |",
+        "with the dataset's reference config (SER + WSF, simple [400, 400], complex [400, 400, "
+        "400], alpha 0.25, c 0.7, gamma 1, dropout 0.2, embedding L2 0.1, batch 10000, monitor "
+        "AUC + gAUC). Mean",
+    ):
+        assert line in text and line in committed, line
+    assert "TF4CTR − DualMLP test AUC: +0.001900 (paper: +0.0035)." in text
+    assert "| tf4ctr | tf | 0.987700 ± 0.000000 |" in text
+
+
+def test_tuning_section_counts_trials_and_dimensions(tmp_path):
+    from experiments import tuning
+
+    names = list(tuning.SPACE)
+    trial = {"trial_id": "00", "hyperparameters": {"values": {n: 0.25 for n in names}}}
+    metrics = {
+        "valid": {"auc": 0.98, "gauc": 0.97},
+        "test": {"auc": 0.981, "gauc": 0.975},
+        "epochs": 9,
+        "seed": 2023,
+    }
+    ref = tmp_path / "tf4ctr-seed2023"
+    ref.mkdir()
+    config = yaml.safe_load(
+        (_EXPERIMENTS / "results/runs/frappe/tf4ctr-0d7e7c9a5d" / "config.yaml").read_text()
+    )
+    RunDir(ref).write_metrics({"test": {"auc": 0.9877}})
+    RunDir(ref).config_path.write_text(yaml.safe_dump(config))
+    text = tuning.section([(trial, metrics)], "python -m pipelines.tune", tmp_path / "frappe-b",
+                          tuning.reference_runs(tmp_path))  # fmt: skip
+    assert "(one seed, 2023); its config: `experiments/results/frappe-b-best.yaml`." in text
+    assert "Reference configuration (GM + WSF, alpha 0.25, c 0.7, gamma 1), 1 seed(s)" in text
+    assert f"1 Bayesian trials over {len(names)} dimensions are few" in text
+
+
+# -- the committed archive ------------------------------------------------------------------------------
+ARCHIVED = _EXPERIMENTS / "results" / "runs" / "frappe"
+
+
+def _archived_data_id() -> str:
+    ids = {p.read_text().strip() for p in ARCHIVED.glob(f"*/{DATA_ID_FILE}")}
+    assert len(ids) == 1
+    return ids.pop()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--table4-seeds", "3"], ["--seeds", "3", "--tables", "2"]], ids=["all", "table2"]
+)
+def test_committed_archive_leaves_nothing_to_train(tmp_path, monkeypatch, caplog, argv):
+    # The archive's runs count wherever the data lies: only its content identity matters.
+    monkeypatch.setattr(runs, "data_identity", lambda path: _archived_data_id())
+    caplog.set_level("INFO", logger="experiments.reproduce")
+    args = ["--dataset", "frappe", "--data", str(tmp_path / "frappe"), "--dry-run"]
+    args += ["--runs", str(tmp_path / "runs"), "--archive", str(ARCHIVED), *argv]
+    assert reproduce.main(args) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "experiments.reproduce"]
+    assert lines[0].startswith(f"restored {len(list(ARCHIVED.iterdir()))} archived result(s)")
+    planned = lines[1:]
+    assert planned and not [line for line in planned if "to run" in line]
+    assert len(planned) == (56 if "--table4-seeds" in argv else 36)
+
+
+def test_committed_report_is_regenerated_from_the_archive(tmp_path):
+    study = Study("frappe", str(tmp_path / "frappe"), tmp_path / "runs")
+    study._data_id = _archived_data_id()
+    runs.restore_runs(ARCHIVED, study.runs)
+    committed = (_EXPERIMENTS / "results" / "frappe.md").read_text()
+    path = tmp_path / "frappe.md"
+    path.write_text(committed)
+    reporting.write_report(
+        study, path, reproduce.build_parser().parse_args(["--dataset", "frappe"])
+    )
+    assert path.read_text() == committed
+    for png in ("frappe-fig10-difficulty.png", "frappe-fig5-logit-grad-norms.png"):
+        assert (tmp_path / png).read_bytes() == (_EXPERIMENTS / "results" / png).read_bytes()
