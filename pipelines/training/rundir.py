@@ -134,7 +134,8 @@ class RunDir:
             shutil.rmtree(self.path)
         resolved = config_text(config)
         if self.config_path.exists():
-            if self.config_path.read_text() != resolved:
+            # compared as data, so a run written with another key order is still the same run
+            if yaml.safe_load(self.config_path.read_text()) != yaml.safe_load(resolved):
                 raise ConfigError(
                     f"{self.path} holds a run with another configuration ({self.config_path}). "
                     "Pass another --run-dir, or --overwrite to discard it."
