@@ -1,9 +1,12 @@
 """The standard checks every layer of the package passes (see ../shared/style.md).
 
-``run_layer_checks`` runs: weight count and shapes, config round-trip, ``.keras`` save/load
-round-trip with allclose outputs, a one-step ``fit`` that changes every trainable weight, and
-both mixed-precision policies (the output dtype is the policy's compute dtype, or float32 for
-layers that must stay float32). Hand-computed values and invalid arguments are per layer.
+:func:`run_layer_test` takes a layer class, its constructor arguments and one batch of input,
+as keras-hub's ``TestCase.run_layer_test``, and checks: the output shape, the number of
+trainable variables and scalars (and non-trainable variables), the literal output when one is
+given (with ``ones``/``zeros`` initializers, hand-computed in the test), the config round trip,
+the ``.keras`` save/load round trip with equal outputs, a one-step ``fit`` that changes every
+trainable weight, and both mixed-precision policies (the output dtype is the policy's compute
+dtype, or float32 for layers that must stay float32). Invalid arguments are tested per layer.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ def _flat_outputs(outputs):
     return [keras.layers.Flatten()(keras.ops.cast(o, "float32")) for o in items]
 
 
+def _items(outputs) -> list:
+    if isinstance(outputs, dict):
+        return list(outputs.values())
+    return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+
+
 def wrap(layer, inputs) -> keras.Model:
     """A functional model ``inputs -> layer`` (how the layer is saved and loaded)."""
     symbolic = _symbolic(inputs)
@@ -51,17 +60,17 @@ def _to_numpy(outputs):
     return keras.ops.convert_to_numpy(outputs)
 
 
-def assert_allclose_nested(a, b, atol=1e-6):
+def assert_allclose_nested(a, b, atol=1e-6, rtol=1e-7):
     if isinstance(a, dict):
         assert a.keys() == b.keys()
         for k in a:
-            np.testing.assert_allclose(a[k], b[k], atol=atol)
+            np.testing.assert_allclose(a[k], b[k], atol=atol, rtol=rtol)
     elif isinstance(a, list | tuple):
         assert len(a) == len(b)
         for x, y in zip(a, b, strict=True):
-            np.testing.assert_allclose(x, y, atol=atol)
+            np.testing.assert_allclose(x, y, atol=atol, rtol=rtol)
     else:
-        np.testing.assert_allclose(a, b, atol=atol)
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol)
 
 
 def check_config_roundtrip(layer) -> None:
@@ -87,11 +96,8 @@ def check_one_step_fit(layer, inputs) -> None:
     head = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(joined)
     model = keras.Model(symbolic, head)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
-    batch = len(
-        next(iter(inputs.values()))
-        if isinstance(inputs, dict)
-        else (inputs[0] if isinstance(inputs, list | tuple) else inputs)
-    )
+    first = next(iter(inputs.values())) if isinstance(inputs, dict) else _items(inputs)[0]
+    batch = len(first)
     labels = (np.arange(batch) % 2).astype("float32")
     before = [np.array(w) for w in layer.trainable_weights]
     history = model.fit(inputs, labels, batch_size=batch, epochs=1, verbose=0)
@@ -109,11 +115,7 @@ def check_mixed_precision(make_layer, inputs, float32_output: bool = False) -> N
             compute = (
                 "float32" if float32_output else keras.mixed_precision.dtype_policy().compute_dtype
             )
-            for out in (
-                outputs.values()
-                if isinstance(outputs, dict)
-                else (outputs if isinstance(outputs, list | tuple) else [outputs])
-            ):
+            for out in _items(outputs):
                 assert out.dtype == compute, f"{policy}: output dtype {out.dtype} != {compute}"
                 assert np.isfinite(np.asarray(tf.cast(out, "float32"))).all()
             for weight in layer.trainable_weights:
@@ -122,28 +124,43 @@ def check_mixed_precision(make_layer, inputs, float32_output: bool = False) -> N
             keras.mixed_precision.set_dtype_policy("float32")
 
 
-def run_layer_checks(
-    make_layer,
-    inputs,
+def run_layer_test(
+    layer_cls,
+    init_kwargs: dict,
+    input_data,
     tmp_path,
     *,
-    expected_shape,
-    expected_trainable: int,
+    expected_output_shape,
+    expected_num_trainable_params: int,
+    expected_num_trainable_weights: int | None = None,
+    expected_num_non_trainable_weights: int | None = None,
+    expected_output=None,
     float32_output: bool = False,
-    fit: bool = True,
+    run_training_check: bool = True,
+    run_mixed_precision_check: bool = True,
 ) -> None:
-    """Runs the standard checks on a layer built by ``make_layer()`` and called on ``inputs``.
+    """Runs the standard checks on ``layer_cls(**init_kwargs)`` called on ``input_data``.
 
     Args:
-        make_layer: zero-argument factory (called once per check so checks do not interact).
-        inputs: array, list of arrays or dict of arrays (one batch).
-        expected_shape: output shape, or a list/dict of shapes for multi-output layers.
-        expected_trainable: number of trainable scalars after building.
+        layer_cls: the layer class (a fresh instance is made per check, so checks do not
+            interact).
+        init_kwargs: constructor arguments.
+        input_data: array, list of arrays or dict of arrays (one batch).
+        expected_output_shape: output shape, or a list/dict of shapes for multi-output layers.
+        expected_num_trainable_params: number of trainable scalars after building.
+        expected_num_trainable_weights: number of trainable variables, if given.
+        expected_num_non_trainable_weights: number of non-trainable variables, if given.
+        expected_output: the literal inference output (array or list/dict of arrays), if given.
         float32_output: whether the output stays float32 under mixed precision.
-        fit: run the one-step fit check (off for layers without trainable weights).
+        run_training_check: run the one-step fit check (off for layers without weights).
+        run_mixed_precision_check: run both mixed-precision policies.
     """
+
+    def make_layer():
+        return layer_cls(**init_kwargs)
+
     layer = make_layer()
-    outputs = layer(inputs)
+    outputs = layer(input_data, training=False)
     shapes = (
         {k: tuple(v.shape) for k, v in outputs.items()}
         if isinstance(outputs, dict)
@@ -152,12 +169,21 @@ def run_layer_checks(
         else tuple(outputs.shape)
     )
     expected = (
-        [tuple(s) for s in expected_shape] if isinstance(expected_shape, list) else expected_shape
+        [tuple(s) for s in expected_output_shape]
+        if isinstance(expected_output_shape, list)
+        else expected_output_shape
     )
     assert shapes == expected
-    assert trainable_count(layer) == expected_trainable
+    assert trainable_count(layer) == expected_num_trainable_params
+    if expected_num_trainable_weights is not None:
+        assert len(layer.trainable_weights) == expected_num_trainable_weights
+    if expected_num_non_trainable_weights is not None:
+        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
+    if expected_output is not None:
+        assert_allclose_nested(_to_numpy(outputs), expected_output, atol=1e-6, rtol=1e-6)
     check_config_roundtrip(layer)
-    check_keras_roundtrip(make_layer(), inputs, tmp_path)
-    if fit:
-        check_one_step_fit(make_layer(), inputs)
-    check_mixed_precision(make_layer, inputs, float32_output=float32_output)
+    check_keras_roundtrip(make_layer(), input_data, tmp_path)
+    if run_training_check:
+        check_one_step_fit(make_layer(), input_data)
+    if run_mixed_precision_check:
+        check_mixed_precision(make_layer, input_data, float32_output=float32_output)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layer_checks import run_layer_checks
+from tests.layer_checks import run_layer_test
 from tf4ctr_keras.layers import FieldEmbedding
 
 VOCAB = {"a": 3, "s": 4, "b": 2}
@@ -82,13 +82,30 @@ def test_missing_field_names_the_field():
         layer({"a": np.array([1])})
 
 
+def test_literal_values_with_ones_initializer():
+    layer = FieldEmbedding(VOCAB, 2, sequence_fields={"s": "sum"}, embeddings_initializer="ones")
+    out = np.asarray(layer(_inputs()))
+    # categorical fields: one row of ones; s sums its non-padding ids: 2, 0 and 3 of them
+    np.testing.assert_array_equal(out[:, 0], np.ones((3, 2)))
+    np.testing.assert_array_equal(out[:, 1], [[2, 2], [0, 0], [3, 3]])
+    np.testing.assert_array_equal(out[:, 2], np.ones((3, 2)))
+
+
 def test_standard_checks(tmp_path):
-    run_layer_checks(
-        lambda: FieldEmbedding(VOCAB, 2, sequence_fields={"s": "mean"}, embedding_l2=0.01),
+    run_layer_test(
+        FieldEmbedding,
+        {
+            "vocab_sizes": VOCAB,
+            "embedding_dim": 2,
+            "sequence_fields": {"s": "mean"},
+            "embedding_l2": 0.01,
+        },
         _inputs(),
         tmp_path,
-        expected_shape=(3, 3, 2),
-        expected_trainable=18,
+        expected_output_shape=(3, 3, 2),
+        expected_num_trainable_params=18,
+        expected_num_trainable_weights=1,
+        expected_num_non_trainable_weights=0,
     )
 
 

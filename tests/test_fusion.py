@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.layer_checks import run_layer_checks
+from tests.layer_checks import run_layer_test
 from tf4ctr_keras.layers import (
     FUSIONS,
     ConcatFusion,
@@ -10,6 +10,7 @@ from tf4ctr_keras.layers import (
     SumFusion,
     WeightedSumFusion,
 )
+from tf4ctr_keras.registry import BuildContext
 
 RNG = np.random.default_rng(0)
 H_S = RNG.normal(size=(4, 3)).astype("float32")
@@ -84,8 +85,41 @@ def test_sum_fusion():
 
 
 def test_registry_names():
-    assert FUSIONS.names() == ["cf", "moef", "sum", "vf", "wsf"]
-    assert FUSIONS.get("none") is SumFusion
+    assert FUSIONS.names() == ["wsf", "vf", "cf", "moef", "sum"]  # registration order
+    assert FUSIONS.canonical("none") == "sum"
+    fusion = FUSIONS.get("none").builder(BuildContext({"a": 2}, seed=1))
+    assert isinstance(fusion, SumFusion) and fusion.name == "fusion"
+    with pytest.raises(ValueError, match="Valid choices: cf, moef, sum, vf, wsf"):
+        FUSIONS.get("wfs")
+
+
+def test_registered_defaults_are_the_layers_defaults():
+    import inspect
+
+    for variant in FUSIONS.variants():
+        layer_cls = type(variant.builder(BuildContext({"a": 2})))
+        params = inspect.signature(layer_cls.__init__).parameters
+        for key, default in variant.defaults.items():
+            assert params[key].default == default, (variant.name, key)
+
+
+# Literal outputs with `ones` initializers: h_s = [1, 2], h_c = [3], z_s = 1, z_c = 3.
+HAND = [np.array([[1.0, 2.0]]), np.array([[3.0]]), np.array([[1.0]]), np.array([[3.0]])]
+
+
+@pytest.mark.parametrize(
+    "layer, expected",
+    [
+        (WeightedSumFusion(), 2.0),  # 0.5 * 1 + 0.5 * 3
+        (SumFusion(), 4.0),  # 1 + 3
+        (ConcatFusion(kernel_initializer="ones"), 6.0),  # 1 + 2 + 3
+        (ConcatFusion(kernel_initializer="ones", bias_initializer="ones"), 7.0),
+        (GumbelVotingFusion(kernel_initializer="ones"), 2.0),  # pi = [3, 3]: p = [.5, .5]
+        (MoEFusion(kernel_initializer="ones"), 6.0),  # equal gates, each expert sum(c) = 6
+    ],
+)
+def test_literal_values_with_ones(layer, expected):
+    np.testing.assert_allclose(layer(HAND, training=False), [[expected]], rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +140,7 @@ def test_wrong_input_structure_is_explained():
 
 
 @pytest.mark.parametrize(
-    "factory, count, fit",
+    "cls, count, fit",
     [
         (WeightedSumFusion, 2, True),
         (GumbelVotingFusion, 4 + 6, True),
@@ -115,13 +149,14 @@ def test_wrong_input_structure_is_explained():
         (SumFusion, 0, False),
     ],
 )
-def test_standard_checks(tmp_path, factory, count, fit):
-    run_layer_checks(
-        factory,
+def test_standard_checks(tmp_path, cls, count, fit):
+    run_layer_test(
+        cls,
+        {},
         INPUTS,
         tmp_path,
-        expected_shape=(4, 1),
-        expected_trainable=count,
+        expected_output_shape=(4, 1),
+        expected_num_trainable_params=count,
         float32_output=True,
-        fit=fit,
+        run_training_check=fit,
     )

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.layer_checks import run_layer_checks
+from tests.layer_checks import run_layer_test
 from tf4ctr_keras.layers import (
     CompressedInteractionNetwork,
     CrossNetwork,
@@ -112,45 +112,97 @@ def test_invalid_arguments(factory, message):
         factory()
 
 
+# Literal outputs with `ones` initializers, computed by hand in the comments.
+X_HAND = np.array([[[1.0, 2.0]], [[0.5, -1.0]]], "float32")  # (batch 2, 1 field, dim 2)
+
+
+def test_fm_literal_value():
+    x = np.array([[[1, 2], [3, 4], [5, 6]], [[1, 1], [1, 1], [1, 1]]], "float32")
+    # <v1,v2> + <v1,v3> + <v2,v3> = 11 + 17 + 39; three pairs of <1,1> = 6
+    np.testing.assert_allclose(FactorizationMachine()(x), [[67.0], [6.0]])
+
+
+def test_linear_logit_literal_value_with_ones():
+    layer = LinearLogit({"a": 3, "b": 2}, embeddings_initializer="ones", bias_initializer="ones")
+    ids = {"a": np.array([2, 0]), "b": np.array([1, 1])}
+    np.testing.assert_allclose(layer(ids), [[3.0], [3.0]])  # w_a + w_b + b = 1 + 1 + 1
+
+
+def test_cross_network_literal_value_with_ones():
+    layer = CrossNetwork(2, kernel_initializer="ones", bias_initializer="ones")
+    # x0 = [1, 2]: x1 = x0 * 3 + 1 + x0 = [5, 9]; x2 = x0 * 14 + 1 + x1 = [20, 38]
+    # x0 = [.5, -1]: x1 = x0 * -.5 + 1 + x0 = [1.25, .5]; x2 = x0 * 1.75 + 1 + x1
+    np.testing.assert_allclose(layer(X_HAND), [[20.0, 38.0], [3.125, -0.25]], rtol=1e-6)
+
+
+def test_cross_network_v2_literal_value_with_ones():
+    layer = CrossNetworkV2(2, kernel_initializer="ones", bias_initializer="ones")
+    # W x + b = sum(x) + 1 per unit. x0 = [1, 2]: x1 = x0 * 4 + x0 = [5, 10];
+    # x2 = x0 * 16 + x1 = [21, 42]. x0 = [.5, -1]: x1 = x0 * .5 + x0 = [.75, -1.5];
+    # x2 = x0 * .25 + x1 = [.875, -1.75]
+    np.testing.assert_allclose(layer(X_HAND), [[21.0, 42.0], [0.875, -1.75]], rtol=1e-6)
+
+
+def test_cin_literal_value_with_ones():
+    layer = CompressedInteractionNetwork([1, 1], kernel_initializer="ones")
+    x = np.array([[[1, 2], [3, 4]]], "float32")  # fields (1, 2) and (3, 4)
+    # layer 1 per dim d: (sum_h x_hd) * (sum_m x_md) = [16, 36], pooled 52;
+    # layer 2: [16, 36] * [4, 6] = [64, 216], pooled 280
+    np.testing.assert_allclose(layer(x), [[52.0, 280.0]])
+    with_output = CompressedInteractionNetwork([1, 1], output_dim=1, kernel_initializer="ones")
+    np.testing.assert_allclose(with_output(x), [[332.0]])
+
+
 @pytest.mark.parametrize(
-    "factory, shape, count, float32_output, fit",
+    "cls, kwargs, shape, count, float32_output, fit",
     [
-        (FactorizationMachine, (4, 1), 0, True, False),
+        (FactorizationMachine, {}, (4, 1), 0, True, False),
         # 3 layers of (6 kernel + 6 bias)
-        (lambda: CrossNetwork(3), (4, 6), 36, False, True),
+        (CrossNetwork, {"num_layers": 3}, (4, 6), 36, False, True),
         # 2 layers of (6x6 + 6)
-        (lambda: CrossNetworkV2(2), (4, 6), 84, False, True),
+        (CrossNetworkV2, {"num_layers": 2}, (4, 6), 84, False, True),
         # (3*3) * 3 + 3, (3*3) * 2 + 2, output 5*4 + 4
         (
-            lambda: CompressedInteractionNetwork([3, 2], output_dim=4),
+            CompressedInteractionNetwork,
+            {"layer_sizes": [3, 2], "output_dim": 4},
             (4, 4),
             30 + 20 + 24,
             False,
             True,
         ),
         # layer 1: 4 projections of 2x4; layer 2: 4 of 4x4
-        (lambda: MultiHeadSelfAttention(4, 2, 2), (4, 12), 32 + 64, False, True),
+        (
+            MultiHeadSelfAttention,
+            {"attention_dim": 4, "num_heads": 2, "num_layers": 2},
+            (4, 12),
+            32 + 64,
+            False,
+            True,
+        ),
     ],
 )
-def test_standard_checks(tmp_path, factory, shape, count, float32_output, fit):
-    run_layer_checks(
-        factory,
+def test_standard_checks(tmp_path, cls, kwargs, shape, count, float32_output, fit):
+    run_layer_test(
+        cls,
+        kwargs,
         X,
         tmp_path,
-        expected_shape=shape,
-        expected_trainable=count,
+        expected_output_shape=shape,
+        expected_num_trainable_params=count,
         float32_output=float32_output,
-        fit=fit,
+        run_training_check=fit,
     )
 
 
 def test_linear_logit_standard_checks(tmp_path):
     ids = {"a": np.array([2, 0, 1, 1]), "b": np.array([1, 1, 0, 0])}
-    run_layer_checks(
-        lambda: LinearLogit({"a": 3, "b": 2}, embedding_l2=0.1),
+    run_layer_test(
+        LinearLogit,
+        {"vocab_sizes": {"a": 3, "b": 2}, "embedding_l2": 0.1},
         ids,
         tmp_path,
-        expected_shape=(4, 1),
-        expected_trainable=6,
+        expected_output_shape=(4, 1),
+        expected_num_trainable_params=6,
+        expected_num_trainable_weights=2,
         float32_output=True,
     )

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layer_checks import run_layer_checks
+from tests.layer_checks import run_layer_test
 from tf4ctr_keras.layers import MLPBlock
 
 
@@ -74,15 +74,36 @@ def test_unknown_activation_fails_at_construction():
         MLPBlock([4], activation="relux")
 
 
+def test_literal_value_with_ones_and_no_batch_norm():
+    block = MLPBlock([2], batch_norm=False, output_dim=1, kernel_initializer="ones")
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, -2.0, -3.0]], "float32")
+    # hidden relu([6, 6]) = [6, 6] -> output 12; relu([-6, -6]) = 0 -> 0
+    np.testing.assert_allclose(block(x, training=False), [[12.0], [0.0]])
+
+
+def test_literal_value_with_batch_norm_in_inference_with_known_statistics():
+    block = MLPBlock([2], kernel_initializer="ones", bias_initializer="ones")
+    x = np.array([[1.0, 2.0, 3.0]], "float32")
+    block.build(x.shape)
+    block.norm_layers[0].moving_mean.assign([1.0, 2.0])
+    block.norm_layers[0].moving_variance.assign([4.0, 9.0])
+    # dense = 6 + 1 = 7 per unit; BN: (7 - 1) / sqrt(4 + eps), (7 - 2) / sqrt(9 + eps)
+    expected = [[6.0 / np.sqrt(4 + 1e-5), 5.0 / np.sqrt(9 + 1e-5)]]
+    np.testing.assert_allclose(block(x, training=False), expected, rtol=1e-6)
+
+
 def test_standard_checks(tmp_path):
     x = np.random.default_rng(0).normal(size=(8, 2, 5)).astype("float32")
     # 10*4+4 + BN(4: gamma, beta) + 4*3+3 + BN(3) = 44 + 8 + 15 + 6
-    run_layer_checks(
-        lambda: MLPBlock([4, 3], dropout=0.1, seed=2),
+    run_layer_test(
+        MLPBlock,
+        {"hidden_units": [4, 3], "dropout": 0.1, "seed": 2},
         x,
         tmp_path,
-        expected_shape=(8, 3),
-        expected_trainable=73,
+        expected_output_shape=(8, 3),
+        expected_num_trainable_params=73,
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=4,
     )
 
 

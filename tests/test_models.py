@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tf4ctr_keras import TF4CTR, TwinFocusLoss, build_model, build_tf4ctr
+from tf4ctr_keras.layers import SumFusion
 from tf4ctr_keras.metrics import auc
 
 FRAPPE = dict(
@@ -290,3 +291,39 @@ def test_tf4ctr_learns_a_known_function_to_high_auc():
     model.fit(x, {"ctr": y, "twin_logits": y}, batch_size=256, epochs=6, verbose=0)
     pred = model.predict(x_test, batch_size=4000, verbose=0)["ctr"]
     assert auc(y_test, pred) > 0.95
+
+
+class _HalfSum(keras.layers.Layer):
+    """A fusion that subclasses no package class: z = (z_s + z_c) / 2."""
+
+    def call(self, inputs):
+        return (inputs[2] + inputs[3]) / 2.0
+
+
+def test_tf4ctr_takes_any_layer_with_the_fusion_call():
+    base = build_tf4ctr(SMALL, simple_units=[4], complex_units=[4], embedding_dim=4, seed=1)
+    model = TF4CTR(
+        base.selector, base.complex_encoder, simple_encoder=base.simple_encoder, fusion=_HalfSum()
+    )
+    out = model(_ids(SMALL, 6), training=False)
+    z = np.asarray(out["twin_logits"])
+    np.testing.assert_allclose(out["ctr"], _sigmoid(z.mean(1, keepdims=True)), rtol=1e-5)
+
+
+def test_parts_lacking_the_contract_are_named():
+    model = build_tf4ctr(SMALL)
+    with pytest.raises(TypeError, match="MLPBlock lacks \\['vocab_sizes'\\]"):
+        TF4CTR(model.complex_encoder, model.complex_encoder)
+    with pytest.raises(TypeError, match="`wide` must be a layer"):
+        TF4CTR(model.selector, model.complex_encoder, wide=lambda ids: ids, fusion=SumFusion())
+
+
+def test_part_hyperparameters_reach_only_the_parts_that_declare_them():
+    # SER's simple width is an error elsewhere (it would be ignored) ...
+    with pytest.raises(ValueError, match="`simple_embedding_dim` applies to the SER"):
+        build_tf4ctr(SMALL, selector="gate", simple_embedding_dim=4)
+    # ... while shared settings with a default are ignored by the parts that do not use them.
+    model = build_tf4ctr(SMALL, selector="ser", fusion="wsf", num_experts=3, temperature=0.5)
+    assert model.selector.simple_embedding_dim == 8
+    model = build_tf4ctr(SMALL, selector="mmoe", fusion="moef", num_experts=3)
+    assert model.selector.num_experts == 3 and model.fusion.num_experts == 3

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.layer_checks import run_layer_checks
+from tests.layer_checks import run_layer_test
 from tf4ctr_keras.layers import (
     SELECTORS,
     GatedSampleSelector,
@@ -10,6 +10,7 @@ from tf4ctr_keras.layers import (
     SeparateEmbeddingSelector,
     SharedEmbeddingSelector,
 )
+from tf4ctr_keras.registry import BuildContext
 
 VOCAB = {"a": 3, "b": 2}
 IDS = {"a": np.array([0, 1, 2, 1], "int64"), "b": np.array([1, 1, 0, 0], "int64")}
@@ -65,12 +66,37 @@ def test_mmoe_mixes_experts_with_softmax_gates():
 
 
 def test_registry_resolves_reference_names_and_rejects_typos():
-    assert SELECTORS.get("SER") is SeparateEmbeddingSelector
-    assert SELECTORS.get("GM") is GatedSampleSelector
-    assert SELECTORS.get("MoE") is MMoESampleSelector
-    assert SELECTORS.get("none") is SharedEmbeddingSelector
+    context = BuildContext(VOCAB, embedding_dim=4, seed=1)
+    for name, cls in [
+        ("SER", SeparateEmbeddingSelector),
+        ("GM", GatedSampleSelector),
+        ("MoE", MMoESampleSelector),
+        ("none", SharedEmbeddingSelector),
+    ]:
+        variant = SELECTORS.get(name)
+        assert type(variant.builder(context, **variant.defaults)) is cls
     with pytest.raises(ValueError, match="Valid choices: gate, mmoe, ser, shared"):
         SELECTORS.get("sre")
+
+
+def test_registry_declares_each_selectors_hyperparameters_with_the_layers_defaults():
+    assert SELECTORS.names() == ["ser", "gate", "mmoe", "shared"]
+    assert dict(SELECTORS.get("ser").defaults) == {"simple_embedding_dim": None}
+    assert dict(SELECTORS.get("mmoe").defaults) == {"num_experts": 2}
+    assert MMoESampleSelector(VOCAB, 4).num_experts == 2
+
+
+def test_ones_initializer_gives_literal_tables():
+    simple, complex_ = SeparateEmbeddingSelector(VOCAB, 4, embeddings_initializer="ones")(IDS)
+    np.testing.assert_array_equal(simple, np.ones((4, 2, 2)))
+    np.testing.assert_array_equal(complex_, np.ones((4, 2, 4)))
+
+
+def test_invalid_embedding_arguments_fail_at_construction():
+    with pytest.raises(ValueError, match="embedding_dim"):
+        SharedEmbeddingSelector(VOCAB, embedding_dim=0)
+    with pytest.raises(ValueError, match="'z'"):
+        GatedSampleSelector(VOCAB, 4, sequence_fields={"z": "mean"})
 
 
 @pytest.mark.parametrize(
@@ -90,16 +116,28 @@ def test_invalid_arguments(factory, message):
 
 
 @pytest.mark.parametrize(
-    "factory, shapes, count",
+    "cls, kwargs, shapes, count",
     [
         # 5 ids * (4 + 2)
-        (lambda: SeparateEmbeddingSelector(VOCAB, 4, embedding_l2=0.1), [(4, 2, 2), (4, 2, 4)], 30),
-        (lambda: SharedEmbeddingSelector(VOCAB, 4), [(4, 2, 4), (4, 2, 4)], 20),
+        (
+            SeparateEmbeddingSelector,
+            {"embedding_dim": 4, "embedding_l2": 0.1},
+            [(4, 2, 2), (4, 2, 4)],
+            30,
+        ),
+        (SharedEmbeddingSelector, {"embedding_dim": 4}, [(4, 2, 4), (4, 2, 4)], 20),
         # 20 + gate D=8 -> [2] (+BN) -> 1: 18 + 4 + 3
-        (lambda: GatedSampleSelector(VOCAB, 4, dropout=0.1), [(4, 2, 4), (4, 2, 4)], 45),
+        (GatedSampleSelector, {"embedding_dim": 4, "dropout": 0.1}, [(4, 2, 4), (4, 2, 4)], 45),
         # 20 + 2 experts (8->4->8 with BN: 36+8+40+16) + 2 gates (8->2 +BN ->2: 18+4+6)
-        (lambda: MMoESampleSelector(VOCAB, 4), [(4, 2, 4), (4, 2, 4)], 276),
+        (MMoESampleSelector, {"embedding_dim": 4}, [(4, 2, 4), (4, 2, 4)], 276),
     ],
 )
-def test_standard_checks(tmp_path, factory, shapes, count):
-    run_layer_checks(factory, IDS, tmp_path, expected_shape=shapes, expected_trainable=count)
+def test_standard_checks(tmp_path, cls, kwargs, shapes, count):
+    run_layer_test(
+        cls,
+        {"vocab_sizes": VOCAB, **kwargs},
+        IDS,
+        tmp_path,
+        expected_output_shape=shapes,
+        expected_num_trainable_params=count,
+    )

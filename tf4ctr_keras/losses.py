@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tf4ctr_keras.registry import check_range, register
+from tf4ctr_keras.registry import Registry, check_range, register
 
 
 def _labels(y_true):
@@ -192,3 +192,50 @@ class RCELoss(_ProbabilityLoss):
 
     def call(self, y_true, y_pred):
         return rce_loss(y_true, y_pred, self.gamma, self.from_logits)
+
+
+def build_twin_focus(alpha: float = 0.25, c: float = 0.8, gamma: float = 2.0) -> TwinFocusLoss:
+    return TwinFocusLoss(alpha, c, gamma)
+
+
+def build_bce() -> keras.losses.Loss:
+    return keras.losses.BinaryCrossentropy()
+
+
+def build_focal(focal_gamma: float = 2.0) -> FocalLoss:
+    return FocalLoss(gamma=focal_gamma)
+
+
+def build_rce(rce_gamma: float = 0.01) -> RCELoss:
+    return RCELoss(gamma=rce_gamma)
+
+
+#: Builders are called ``builder(**hyperparameters) -> keras.losses.Loss``; the hyperparameter
+#: names are the run config's ``loss`` keys. ``tf`` is the Twin Focus loss on the twin logits
+#: (the fused ``ctr`` keeps log loss); the others apply to ``ctr``.
+LOSSES = Registry("loss")
+LOSSES.add(
+    "tf",
+    build_twin_focus,
+    defaults={"alpha": 0.25, "c": 0.8, "gamma": 2.0},
+    space={
+        "alpha": {"min": 0.15, "max": 0.65, "step": 0.1},
+        "c": {"min": 0.5, "max": 1.0, "step": 0.1},
+        "gamma": [1.0, 2.0, 3.0],
+    },
+)
+LOSSES.add("bce", build_bce)
+LOSSES.add("focal", build_focal, defaults={"focal_gamma": 2.0})
+LOSSES.add("rce", build_rce, defaults={"rce_gamma": 0.01})
+
+
+def build_loss(name: str, **hyperparameters) -> keras.losses.Loss:
+    """The loss `name` of :data:`LOSSES` with its declared hyperparameters taken from
+    `hyperparameters` (defaults for the missing ones; other losses' keys are ignored)."""
+    variant = LOSSES.get(name)
+    unknown = sorted(set(hyperparameters) - set(LOSSES.hyperparameters()))
+    if unknown:
+        raise TypeError(
+            f"Unknown loss options {unknown}. Valid options: {sorted(LOSSES.hyperparameters())}."
+        )
+    return variant.builder(**{k: hyperparameters.get(k, d) for k, d in variant.defaults.items()})

@@ -1,15 +1,19 @@
-"""Serialization registration and the small name registries for model variants.
+"""Serialization registration, the variant registries, and argument checks.
 
 Every layer, loss and model of the package is registered once with :func:`register`, so
 ``keras.saving.load_model`` restores them without ``custom_objects`` dicts. Variants chosen by
-name (selection, encoder, fusion, model) come from :class:`Registry`, which rejects unknown
-names and lists the valid ones: a typo never silently trains another model.
+name (selector, encoder, fusion, loss, model) come from a :class:`Registry`: each is registered
+once with its builder, its hyperparameters and their defaults, and optionally a tuning domain
+per hyperparameter. Unknown names are rejected with the valid ones listed: a typo never
+silently trains another model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import keras
 
@@ -23,31 +27,91 @@ def register(obj: T) -> T:
     return keras.saving.register_keras_serializable(package=PACKAGE)(obj)
 
 
-class Registry(Generic[T]):
-    """A name -> factory map that fails loudly on unknown names.
+def derive_seed(seed: int | None, offset: int) -> int | None:
+    """A distinct, reproducible seed per part (same-shaped kernels must not start equal)."""
+    return None if seed is None else int(seed) * 1009 + offset
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One registered variant.
+
+    Attributes:
+        name: canonical name.
+        builder: what builds the variant (the registry's kind says how it is called).
+        defaults: hyperparameter -> default value (read-only).
+        space: hyperparameter -> tuning domain, ``[choices]`` or
+            ``{"min", "max", "step" | "sampling"}`` (read-only; may be empty).
+        aliases: other names that resolve to this variant.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    defaults: Mapping[str, Any]
+    space: Mapping[str, Any]
+    aliases: tuple[str, ...] = ()
+
+
+class Registry:
+    """Name -> :class:`Variant`, failing loudly on unknown names.
 
     Args:
-        kind: what the registry holds, used in error messages ("fusion", "encoder", ...).
+        kind: what the registry holds, used in error messages ("fusion", "model", ...).
+        namespace: optional dict shared with other registries whose hyperparameters become the
+            same configuration keys (selectors and fusions); a hyperparameter declared twice in
+            it must have the same default. Default: the registry's own.
 
     Example:
         >>> fusions = Registry("fusion")
-        >>> fusions.add("sum", SumFusion)
-        >>> fusions.get("sum")
+        >>> fusions.add("vf", build_vf, defaults={"temperature": 0.8}, aliases=["voting"])
+        >>> fusions.get("voting").defaults["temperature"]
+        0.8
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, namespace: dict | None = None) -> None:
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._variants: dict[str, Variant] = {}
         self._aliases: dict[str, str] = {}
+        # hyperparameter -> (default, who declared it first)
+        self._namespace: dict[str, tuple[Any, str]] = {} if namespace is None else namespace
 
-    def add(self, name: str, item: T, aliases: Iterable[str] = ()) -> T:
+    def add(
+        self,
+        name: str,
+        builder: Callable[..., Any],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        space: Mapping[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+    ) -> Callable[..., Any]:
+        """Registers `builder` as variant `name`; returns `builder`."""
         key = name.lower()
-        if key in self._items or key in self._aliases:
-            raise ValueError(f"{self.kind} `{name}` is registered twice.")
-        self._items[key] = item
+        aliases = tuple(a.lower() for a in aliases)
+        for label in (key, *aliases):
+            if label in self._variants or label in self._aliases:
+                raise ValueError(f"{self.kind} `{label}` is registered twice.")
+        defaults = dict(defaults or {})
+        space = dict(space or {})
+        unknown = sorted(set(space) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"{self.kind} `{key}`: tuning space for {unknown}, which it does not declare."
+            )
+        for hparam, value in defaults.items():
+            if hparam in self._namespace and self._namespace[hparam][0] != value:
+                first, owner = self._namespace[hparam]
+                raise ValueError(
+                    f"{self.kind} `{key}` declares `{hparam}={value!r}`, but {owner} declares "
+                    f"it with default {first!r}; one name must have one default."
+                )
+        for hparam, value in defaults.items():
+            self._namespace.setdefault(hparam, (value, f"{self.kind} `{key}`"))
+        self._variants[key] = Variant(
+            key, builder, MappingProxyType(defaults), MappingProxyType(space), aliases
+        )
         for alias in aliases:
-            self._aliases[alias.lower()] = key
-        return item
+            self._aliases[alias] = key
+        return builder
 
     def canonical(self, name: str) -> str:
         """Returns the canonical name for `name` or an alias of it."""
@@ -55,24 +119,78 @@ class Registry(Generic[T]):
             raise TypeError(f"{self.kind} must be named by a string. Received: {name!r}")
         key = name.lower()
         key = self._aliases.get(key, key)
-        if key not in self._items:
+        if key not in self._variants:
             raise ValueError(
-                f"Unknown {self.kind} `{name}`. Valid choices: {', '.join(self.names())} "
+                f"Unknown {self.kind} `{name}`. Valid choices: {', '.join(sorted(self._variants))} "
                 f"(aliases: {', '.join(sorted(self._aliases)) or 'none'})."
             )
         return key
 
-    def get(self, name: str) -> T:
-        return self._items[self.canonical(name)]
+    def get(self, name: str) -> Variant:
+        return self._variants[self.canonical(name)]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """Canonical names in registration order."""
+        return list(self._variants)
+
+    def variants(self) -> list[Variant]:
+        """The variants in registration order."""
+        return list(self._variants.values())
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The union of the variants' hyperparameters and their defaults."""
+        return {k: v for variant in self.variants() for k, v in variant.defaults.items()}
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return key in self._items or key in self._aliases
+        return key in self._variants or key in self._aliases
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """What every part builder of a model receives besides its own hyperparameters.
+
+    Layers never see this object: part builders turn it into constructor arguments.
+
+    Attributes:
+        vocab_sizes: ordered mapping field -> number of ids.
+        embedding_dim: d.
+        sequence_fields: field -> ``"mean"``/``"sum"`` pooling, or None.
+        embedding_l2: the embedding penalty lambda.
+        dropout: dropout of every MLP.
+        batch_norm: BatchNorm in every MLP.
+        seed: the model's seed (parts derive theirs with :meth:`derive_seed`), or None.
+        simple_units, complex_units: MLP widths of the two towers.
+        fusion: canonical name of the model's fusion, or None.
+    """
+
+    vocab_sizes: Mapping[str, int]
+    embedding_dim: int = 16
+    sequence_fields: Mapping[str, str] | None = None
+    embedding_l2: float = 0.0
+    dropout: float = 0.0
+    batch_norm: bool = True
+    seed: int | None = None
+    simple_units: Sequence[int] = (400, 400)
+    complex_units: Sequence[int] = (400, 400, 400)
+    fusion: str | None = None
+
+    def derive_seed(self, offset: int) -> int | None:
+        """The seed of the model's part at `offset` (:func:`derive_seed`)."""
+        return derive_seed(self.seed, offset)
+
+
+# Seed offsets of a model's parts. Fixed: changing one changes every initial weight.
+SELECTOR_SEED = 1
+FUSION_SEED = 3
+COMPLEX_SEED = 4
+SIMPLE_SEED = 5
+HEAD_SEED = 6
+
+#: Selectors and fusions share one hyperparameter namespace (they become model config keys).
+PART_HYPERPARAMETERS: dict[str, tuple[Any, str]] = {}
 
 
 def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
@@ -117,6 +235,3 @@ def check_units(name: str, value: object) -> list[int]:
     if not all(isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units):
         raise ValueError(f"`{name}` must be a list of positive ints. Received: `{name}={value!r}`")
     return units
-
-
-Factory = Callable[..., object]

@@ -8,9 +8,41 @@ import keras
 import numpy as np
 from keras import ops
 
+from tf4ctr_keras.layers.utils import clone_initializer, get_initializer, serialize_initializer
 from tf4ctr_keras.registry import check_choice, check_range, register
 
 SEQUENCE_COMBINERS = ("mean", "sum")
+
+
+def check_fields(
+    vocab_sizes: Mapping[str, int],
+    embedding_dim: int,
+    sequence_fields: Mapping[str, str] | None = None,
+    embedding_l2: float = 0.0,
+) -> dict[str, str]:
+    """Validates embedding arguments (raising with the value received); returns the sequence
+    fields as a dict. Layers that make their tables in ``build()`` call it at construction."""
+    if not isinstance(vocab_sizes, Mapping) or not vocab_sizes:
+        raise ValueError(
+            "`vocab_sizes` must be a non-empty mapping field -> size. "
+            f"Received: `vocab_sizes={vocab_sizes!r}`"
+        )
+    for name, size in vocab_sizes.items():
+        if not isinstance(size, int | np.integer) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"`vocab_sizes[{name!r}]` must be a positive int. Received: {size!r}")
+    if not isinstance(embedding_dim, int) or embedding_dim < 1:
+        raise ValueError(
+            f"`embedding_dim` must be a positive int. Received: `embedding_dim={embedding_dim!r}`"
+        )
+    sequence_fields = dict(sequence_fields or {})
+    for name, combiner in sequence_fields.items():
+        if name not in vocab_sizes:
+            raise ValueError(
+                f"Sequence field {name!r} is not in `vocab_sizes` ({list(vocab_sizes)})."
+            )
+        check_choice(f"sequence_fields[{name!r}]", combiner, SEQUENCE_COMBINERS)
+    check_range("embedding_l2", embedding_l2, 0.0)
+    return sequence_fields
 
 
 @register
@@ -38,6 +70,8 @@ class FieldEmbedding(keras.layers.Layer):
         embedding_l2: the reference's lambda; the penalty is ``lambda / 2 * ||E||^2``. Default 0.
         initializer_stddev: std of the normal initializer. Default 1e-4 (the reference).
         seed: optional int seed for the initializer.
+        embeddings_initializer: optional initializer of the table; default None, the normal
+            initializer above (``RandomNormal(initializer_stddev, seed)``).
 
     Input: dict field -> int tensor ``(batch,)`` (or ``(batch, 1)``); sequence fields
         ``(batch, max_len)``.
@@ -57,31 +91,11 @@ class FieldEmbedding(keras.layers.Layer):
         embedding_l2: float = 0.0,
         initializer_stddev: float = 1e-4,
         seed: int | None = None,
+        embeddings_initializer=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(vocab_sizes, Mapping) or not vocab_sizes:
-            raise ValueError(
-                "`vocab_sizes` must be a non-empty mapping field -> size. "
-                f"Received: `vocab_sizes={vocab_sizes!r}`"
-            )
-        for name, size in vocab_sizes.items():
-            if not isinstance(size, int | np.integer) or isinstance(size, bool) or size < 1:
-                raise ValueError(
-                    f"`vocab_sizes[{name!r}]` must be a positive int. Received: {size!r}"
-                )
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(
-                f"`embedding_dim` must be a positive int. Received: `embedding_dim={embedding_dim!r}`"
-            )
-        sequence_fields = dict(sequence_fields or {})
-        for name, combiner in sequence_fields.items():
-            if name not in vocab_sizes:
-                raise ValueError(
-                    f"Sequence field {name!r} is not in `vocab_sizes` ({list(vocab_sizes)})."
-                )
-            check_choice(f"sequence_fields[{name!r}]", combiner, SEQUENCE_COMBINERS)
-        check_range("embedding_l2", embedding_l2, 0.0)
+        sequence_fields = check_fields(vocab_sizes, embedding_dim, sequence_fields, embedding_l2)
         check_range("initializer_stddev", initializer_stddev, 0.0, low_inclusive=False)
         self.vocab_sizes = {str(k): int(v) for k, v in vocab_sizes.items()}
         self.embedding_dim = embedding_dim
@@ -89,6 +103,7 @@ class FieldEmbedding(keras.layers.Layer):
         self.embedding_l2 = float(embedding_l2)
         self.initializer_stddev = float(initializer_stddev)
         self.seed = seed
+        self.embeddings_initializer = get_initializer(embeddings_initializer)
 
         names = list(self.vocab_sizes)
         self.field_names = names
@@ -111,8 +126,10 @@ class FieldEmbedding(keras.layers.Layer):
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(int(sum(self.vocab_sizes.values())), self.embedding_dim),
-            initializer=keras.initializers.RandomNormal(
-                stddev=self.initializer_stddev, seed=self.seed
+            initializer=(
+                keras.initializers.RandomNormal(stddev=self.initializer_stddev, seed=self.seed)
+                if self.embeddings_initializer is None
+                else clone_initializer(self.embeddings_initializer)
             ),
             regularizer=regularizer,
             trainable=True,
@@ -167,5 +184,6 @@ class FieldEmbedding(keras.layers.Layer):
             embedding_l2=self.embedding_l2,
             initializer_stddev=self.initializer_stddev,
             seed=self.seed,
+            embeddings_initializer=serialize_initializer(self.embeddings_initializer),
         )
         return config

@@ -7,8 +7,13 @@ import math
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.utils import build_once, derive_seed
-from tf4ctr_keras.registry import check_range, check_units, register
+from tf4ctr_keras.layers.utils import (
+    clone_initializer,
+    get_initializer,
+    kernel_initializer_for,
+    serialize_initializer,
+)
+from tf4ctr_keras.registry import check_range, check_units, derive_seed, register
 
 
 @register
@@ -35,6 +40,9 @@ class MLPBlock(keras.layers.Layer):
             the block ends after the last hidden layer, including its BN/activation/dropout.
         output_activation: activation of the output layer, if any. Default None (linear).
         seed: optional int; each Dense and Dropout gets a distinct seed derived from it.
+        kernel_initializer: initializer of every kernel. Default None: Xavier-normal seeded
+            per layer from ``seed`` (an explicit one is copied to every layer as given).
+        bias_initializer: initializer of every bias. Default ``"zeros"``.
 
     Input: ``(batch, ...)`` float. Output: ``(batch, hidden_units[-1])`` or
     ``(batch, output_dim)``.
@@ -55,6 +63,8 @@ class MLPBlock(keras.layers.Layer):
         output_dim: int | None = None,
         output_activation: str | None = None,
         seed: int | None = None,
+        kernel_initializer=None,
+        bias_initializer="zeros",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,56 +86,52 @@ class MLPBlock(keras.layers.Layer):
         self.output_activation = output_activation
         self.seed = seed
 
+        self.kernel_initializer = get_initializer(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self._activation_fn = keras.activations.get(activation)
+
+    def build(self, input_shape) -> None:
+        shape = (input_shape[0], math.prod(input_shape[1:]))
         self.dense_layers = []
         self.norm_layers = []
         self.dropout_layers = []
         for i, units in enumerate(self.hidden_units):
-            self.dense_layers.append(
-                keras.layers.Dense(
-                    units,
-                    kernel_initializer=keras.initializers.GlorotNormal(seed=derive_seed(seed, i)),
-                    bias_initializer="zeros",
-                    dtype=self.dtype_policy,
-                    name=f"dense_{i}",
-                )
+            dense = keras.layers.Dense(
+                units,
+                kernel_initializer=kernel_initializer_for(self.kernel_initializer, self.seed, i),
+                bias_initializer=clone_initializer(self.bias_initializer),
+                dtype=self.dtype_policy,
+                name=f"dense_{i}",
             )
+            self.dense_layers.append(dense)
+            dense.build(shape)
+            shape = (input_shape[0], units)
             if self.batch_norm:
-                self.norm_layers.append(
-                    keras.layers.BatchNormalization(
-                        momentum=self.bn_momentum,
-                        epsilon=self.bn_epsilon,
-                        dtype=self.dtype_policy,
-                        name=f"batch_norm_{i}",
-                    )
+                norm = keras.layers.BatchNormalization(
+                    momentum=self.bn_momentum,
+                    epsilon=self.bn_epsilon,
+                    dtype=self.dtype_policy,
+                    name=f"batch_norm_{i}",
                 )
+                self.norm_layers.append(norm)
+                norm.build(shape)
             if self.dropout > 0:
                 self.dropout_layers.append(
                     keras.layers.Dropout(
-                        self.dropout, seed=derive_seed(seed, 500 + i), name=f"dropout_{i}"
+                        self.dropout, seed=derive_seed(self.seed, 500 + i), name=f"dropout_{i}"
                     )
                 )
-        self._activation_fn = keras.activations.get(activation)
         self.output_layer = None
-        if output_dim is not None:
+        if self.output_dim is not None:
             self.output_layer = keras.layers.Dense(
-                output_dim,
-                activation=output_activation,
-                kernel_initializer=keras.initializers.GlorotNormal(seed=derive_seed(seed, 999)),
+                self.output_dim,
+                activation=self.output_activation,
+                kernel_initializer=kernel_initializer_for(self.kernel_initializer, self.seed, 999),
+                bias_initializer=clone_initializer(self.bias_initializer),
                 dtype=self.dtype_policy,
                 name="output",
             )
-
-    def build(self, input_shape) -> None:
-        width = math.prod(input_shape[1:])
-        shape = (input_shape[0], width)
-        for i, dense in enumerate(self.dense_layers):
-            build_once(dense, shape)
-            shape = (input_shape[0], dense.units)
-            if self.batch_norm:
-                build_once(self.norm_layers[i], shape)
-        if self.output_layer is not None:
-            build_once(self.output_layer, shape)
-        self.built = True
+            self.output_layer.build(shape)
 
     def call(self, inputs, training=None):
         x = inputs
@@ -158,5 +164,7 @@ class MLPBlock(keras.layers.Layer):
             output_dim=self.output_dim,
             output_activation=self.output_activation,
             seed=self.seed,
+            kernel_initializer=serialize_initializer(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
         return config

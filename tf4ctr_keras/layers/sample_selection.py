@@ -1,7 +1,8 @@
 """Sample Selection Embedding Module (SSEM, TF4CTR section 3.3): four variants.
 
 Each selector maps the id dict to the pair ``(simple_input, complex_input)``, both of shape
-``(batch, fields, dim)``; the simple and complex encoders consume one each.
+``(batch, fields, dim)``; the simple and complex encoders consume one each. Each is registered
+in :data:`SELECTORS` with the hyperparameters the model builder passes it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ from collections.abc import Mapping
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.field_embedding import FieldEmbedding
+from tf4ctr_keras.layers.field_embedding import FieldEmbedding, check_fields
 from tf4ctr_keras.layers.mlp_block import MLPBlock
-from tf4ctr_keras.layers.utils import build_once, derive_seed
-from tf4ctr_keras.registry import Registry, check_range, register
-
-SELECTORS: Registry[type] = Registry("sample selector")
+from tf4ctr_keras.layers.utils import get_initializer, serialize_initializer
+from tf4ctr_keras.registry import (
+    PART_HYPERPARAMETERS,
+    SELECTOR_SEED,
+    BuildContext,
+    Registry,
+    check_range,
+    derive_seed,
+    register,
+)
 
 
 class _SampleSelector(keras.layers.Layer):
@@ -29,6 +36,7 @@ class _SampleSelector(keras.layers.Layer):
         sequence_fields: Mapping[str, str] | None = None,
         embedding_l2: float = 0.0,
         seed: int | None = None,
+        embeddings_initializer=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -37,18 +45,22 @@ class _SampleSelector(keras.layers.Layer):
         self.sequence_fields = dict(sequence_fields or {})
         self.embedding_l2 = embedding_l2
         self.seed = seed
-        self.embedding = self._embedding(embedding_dim, "embedding", 0)
+        self.embeddings_initializer = get_initializer(embeddings_initializer)
+        check_fields(self.vocab_sizes, embedding_dim, self.sequence_fields, embedding_l2)
 
     def _embedding(self, dim: int, name: str, offset: int) -> FieldEmbedding:
-        return FieldEmbedding(
+        embedding = FieldEmbedding(
             self.vocab_sizes,
             dim,
             sequence_fields=self.sequence_fields,
             embedding_l2=self.embedding_l2,
             seed=derive_seed(self.seed, offset),
+            embeddings_initializer=self.embeddings_initializer,
             dtype=self.dtype_policy,
             name=name,
         )
+        embedding.build()
+        return embedding
 
     @property
     def num_fields(self) -> int:
@@ -64,8 +76,7 @@ class _SampleSelector(keras.layers.Layer):
         return self.embedding_dim
 
     def build(self, input_shape=None) -> None:
-        build_once(self.embedding)
-        self.built = True
+        self.embedding = self._embedding(self.embedding_dim, "embedding", 0)
 
     def compute_output_shape(self, input_shape=None):
         return (
@@ -81,6 +92,7 @@ class _SampleSelector(keras.layers.Layer):
             sequence_fields=self.sequence_fields,
             embedding_l2=self.embedding_l2,
             seed=self.seed,
+            embeddings_initializer=serialize_initializer(self.embeddings_initializer),
         )
         return config
 
@@ -97,7 +109,7 @@ class SeparateEmbeddingSelector(_SampleSelector):
         vocab_sizes: ordered mapping field -> number of ids.
         embedding_dim: complex-side width ``d``. Default 16.
         simple_embedding_dim: simple-side width. Default ``embedding_dim // 2``.
-        sequence_fields, embedding_l2, seed: as :class:`FieldEmbedding`.
+        sequence_fields, embedding_l2, seed, embeddings_initializer: as :class:`FieldEmbedding`.
 
     Output: ``((batch, fields, simple_embedding_dim), (batch, fields, embedding_dim))``.
     """
@@ -112,15 +124,14 @@ class SeparateEmbeddingSelector(_SampleSelector):
                 f"Received: `simple_embedding_dim={simple_embedding_dim!r}`"
             )
         self.simple_embedding_dim = simple_embedding_dim
-        self.simple_embedding = self._embedding(simple_embedding_dim, "simple_embedding", 1)
 
     @property
     def simple_dim(self) -> int:
         return self.simple_embedding_dim
 
     def build(self, input_shape=None) -> None:
-        build_once(self.simple_embedding)
         super().build(input_shape)
+        self.simple_embedding = self._embedding(self.simple_embedding_dim, "simple_embedding", 1)
 
     def call(self, inputs):
         return self.simple_embedding(inputs), self.embedding(inputs)
@@ -160,7 +171,10 @@ class GatedSampleSelector(_SampleSelector):
         check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
-        width = self.num_fields * embedding_dim
+
+    def build(self, input_shape=None) -> None:
+        super().build(input_shape)
+        width = self.num_fields * self.embedding_dim
         self.gate = MLPBlock(
             [max(1, width // 4)],
             dropout=self.dropout,
@@ -170,10 +184,7 @@ class GatedSampleSelector(_SampleSelector):
             dtype="float32",
             name="gate",
         )
-
-    def build(self, input_shape=None) -> None:
-        build_once(self.gate, (None, self.num_fields * self.embedding_dim))
-        super().build(input_shape)
+        self.gate.build((None, width))
 
     def call(self, inputs, training=None):
         embedded = self.embedding(inputs)  # (batch, fields, dim)
@@ -210,7 +221,10 @@ class MMoESampleSelector(_SampleSelector):
         self.num_experts = num_experts
         self.dropout = float(dropout)
         self.batch_norm = bool(batch_norm)
-        width = self.num_fields * embedding_dim
+
+    def build(self, input_shape=None) -> None:
+        super().build(input_shape)
+        width = self.num_fields * self.embedding_dim
         self.experts = [
             MLPBlock(
                 [max(1, width // 2), width],
@@ -220,26 +234,22 @@ class MMoESampleSelector(_SampleSelector):
                 dtype=self.dtype_policy,
                 name=f"expert_{i}",
             )
-            for i in range(num_experts)
+            for i in range(self.num_experts)
         ]
         self.gates = [
             MLPBlock(
                 [max(1, width // 4)],
                 dropout=self.dropout,
                 batch_norm=self.batch_norm,
-                output_dim=num_experts,
+                output_dim=self.num_experts,
                 seed=derive_seed(self.seed, 20 + i),
                 dtype="float32",
                 name=f"gate_{i}",
             )
             for i in range(2)
         ]
-
-    def build(self, input_shape=None) -> None:
-        flat = (None, self.num_fields * self.embedding_dim)
         for layer in [*self.experts, *self.gates]:
-            build_once(layer, flat)
-        super().build(input_shape)
+            layer.build((None, width))
 
     def call(self, inputs, training=None):
         embedded = self.embedding(inputs)
@@ -264,7 +274,49 @@ class MMoESampleSelector(_SampleSelector):
         }
 
 
-SELECTORS.add("ser", SeparateEmbeddingSelector, aliases=["separate"])
-SELECTORS.add("gate", GatedSampleSelector, aliases=["gm"])
-SELECTORS.add("mmoe", MMoESampleSelector, aliases=["moe"])
-SELECTORS.add("shared", SharedEmbeddingSelector, aliases=["share", "none"])
+def _common(context: BuildContext) -> dict:
+    """Constructor arguments every selector takes from the model's context."""
+    return dict(
+        embedding_dim=context.embedding_dim,
+        sequence_fields=context.sequence_fields,
+        embedding_l2=context.embedding_l2,
+        seed=context.derive_seed(SELECTOR_SEED),
+        name="selector",
+    )
+
+
+def build_separate(context: BuildContext, simple_embedding_dim=None) -> SeparateEmbeddingSelector:
+    return SeparateEmbeddingSelector(
+        context.vocab_sizes, simple_embedding_dim=simple_embedding_dim, **_common(context)
+    )
+
+
+def build_shared(context: BuildContext) -> SharedEmbeddingSelector:
+    return SharedEmbeddingSelector(context.vocab_sizes, **_common(context))
+
+
+def build_gated(context: BuildContext) -> GatedSampleSelector:
+    return GatedSampleSelector(
+        context.vocab_sizes,
+        dropout=context.dropout,
+        batch_norm=context.batch_norm,
+        **_common(context),
+    )
+
+
+def build_mmoe(context: BuildContext, num_experts=2) -> MMoESampleSelector:
+    return MMoESampleSelector(
+        context.vocab_sizes,
+        num_experts=num_experts,
+        dropout=context.dropout,
+        batch_norm=context.batch_norm,
+        **_common(context),
+    )
+
+
+#: Builders are called ``builder(context: BuildContext, **hyperparameters) -> selector``.
+SELECTORS = Registry("sample selector", namespace=PART_HYPERPARAMETERS)
+SELECTORS.add("ser", build_separate, defaults={"simple_embedding_dim": None}, aliases=["separate"])
+SELECTORS.add("gate", build_gated, aliases=["gm"])
+SELECTORS.add("mmoe", build_mmoe, defaults={"num_experts": 2}, aliases=["moe"])
+SELECTORS.add("shared", build_shared, aliases=["share", "none"])

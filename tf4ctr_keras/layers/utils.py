@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import keras
 
-def derive_seed(seed: int | None, offset: int) -> int | None:
-    """A distinct, reproducible seed per sublayer (same-shaped kernels must not start equal)."""
-    return None if seed is None else int(seed) * 1009 + offset
+from tf4ctr_keras.registry import derive_seed
 
 
-def build_once(layer, *args) -> None:
-    """Builds a child layer unless it is built already.
+def get_initializer(initializer):
+    """``keras.initializers.get``, keeping None (which means "the layer's seeded default")."""
+    return None if initializer is None else keras.initializers.get(initializer)
 
-    When a model is loaded from a ``.keras`` file, Keras deserializes and builds the child
-    layers that were passed to the constructor before the parent's ``build`` runs; building
-    them twice would try to create their variables again.
-    """
-    if not layer.built:
-        layer.build(*args)
+
+def serialize_initializer(initializer):
+    return None if initializer is None else keras.initializers.serialize(initializer)
+
+
+def kernel_initializer_for(initializer, seed: int | None, offset: int):
+    """A fresh copy of `initializer` for one kernel, or by default Xavier-normal seeded with
+    ``derive_seed(seed, offset)`` (each kernel of a layer gets its own offset)."""
+    if initializer is None:
+        return keras.initializers.GlorotNormal(seed=derive_seed(seed, offset))
+    return clone_initializer(initializer)
+
+
+def clone_initializer(initializer):
+    """A copy of an initializer object (one per variable, as keras-hub does)."""
+    return initializer.__class__.from_config(initializer.get_config())

@@ -2,120 +2,64 @@
 
 Configs stop here: layers never see a dataset spec or a config object. Every builder takes the
 ordered ``vocab_sizes`` (from the dataset manifest) plus explicit hyperparameters, and returns
-an uncompiled model. :func:`build_model` dispatches by name and rejects unknown names.
+an uncompiled model. The parts come from the registries by name (:data:`SELECTORS`,
+:data:`FUSIONS`, :data:`ENCODERS`); each receives a :class:`BuildContext` and its own declared
+hyperparameters. :func:`build_model` dispatches by name through :data:`MODELS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+from tf4ctr_keras.layers.factorization_machine import FactorizationMachine
 from tf4ctr_keras.layers.fusion import FUSIONS
-from tf4ctr_keras.layers.interactions import (
-    CompressedInteractionNetwork,
-    CrossNetwork,
-    CrossNetworkV2,
-    FactorizationMachine,
-    LinearLogit,
-    MultiHeadSelfAttention,
-)
-from tf4ctr_keras.layers.mlp_block import MLPBlock
-from tf4ctr_keras.layers.sample_selection import SELECTORS, SharedEmbeddingSelector
-from tf4ctr_keras.layers.utils import derive_seed
+from tf4ctr_keras.layers.sample_selection import SELECTORS
+from tf4ctr_keras.models.encoders import ENCODERS, SimpleSide, cin, linear_logit, mlp_tower
 from tf4ctr_keras.models.tf4ctr import TF4CTR
-from tf4ctr_keras.registry import Registry
+from tf4ctr_keras.registry import (
+    COMPLEX_SEED,
+    HEAD_SEED,
+    BuildContext,
+    Registry,
+    Variant,
+)
 
-MODELS: Registry = Registry("model")
-SIMPLE_ENCODERS: Registry = Registry("simple encoder")
-# Simple-side encoders of paper Table V, with the baseline each one comes from as an alias.
-for _name, _alias in (
-    ("mlp", "dualmlp"),
-    ("fm", "deepfm"),
-    ("linear", "widedeep"),
-    ("cin", "xdeepfm"),
-    ("cross", "dcn"),
-    ("cross_v2", "dcnv2"),
-    ("attention", "autoint"),
-):
-    SIMPLE_ENCODERS.add(_name, _name, aliases=[_alias] + (["wide"] if _name == "linear" else []))
-
-# Defaults of the interaction encoders (FuxiCTR model zoo defaults).
-ENCODER_DEFAULTS = {
-    "cross_layers": 3,
-    "cin_layer_sizes": (64, 64),
-    "attention_dim": 64,
-    "attention_heads": 2,
-    "attention_layers": 3,
-    "attention_residual": True,
-    "attention_scale": False,
-}
+#: Builders are called ``builder(vocab_sizes, **hyperparameters) -> TF4CTR``.
+MODELS = Registry("model")
+#: The simple-encoder registry under the name the run config imports.
+SIMPLE_ENCODERS = ENCODERS
 
 
-def _mlp(units, dropout, batch_norm, seed, offset, name) -> MLPBlock:
-    return MLPBlock(
-        list(units),
-        dropout=dropout,
-        batch_norm=batch_norm,
-        seed=derive_seed(seed, offset),
-        name=name,
-    )
-
-
-def _shared(vocab_sizes, embedding_dim, sequence_fields, embedding_l2, seed):
-    return SharedEmbeddingSelector(
-        vocab_sizes,
-        embedding_dim=embedding_dim,
-        sequence_fields=sequence_fields,
-        embedding_l2=embedding_l2,
-        seed=seed,
-        name="selector",
-    )
-
-
-def _wide(vocab_sizes, sequence_fields, embedding_l2, seed, use_bias=True) -> LinearLogit:
-    return LinearLogit(
-        vocab_sizes,
-        use_bias=use_bias,
-        sequence_fields=sequence_fields,
-        embedding_l2=embedding_l2,
-        seed=derive_seed(seed, 77),
-        name="wide",
-    )
-
-
-def _interaction(kind: str, seed, options: Mapping, output_dim=None):
-    opts = {**ENCODER_DEFAULTS, **options}
-    if kind == "fm":
-        return FactorizationMachine(name="fm")
-    if kind == "cin":
-        return CompressedInteractionNetwork(
-            list(opts["cin_layer_sizes"]),
-            output_dim=output_dim,
-            seed=derive_seed(seed, 40),
-            name="cin",
-        )
-    if kind == "cross":
-        return CrossNetwork(opts["cross_layers"], seed=derive_seed(seed, 41), name="cross")
-    if kind == "cross_v2":
-        return CrossNetworkV2(opts["cross_layers"], seed=derive_seed(seed, 42), name="cross_v2")
-    if kind == "attention":
-        return MultiHeadSelfAttention(
-            attention_dim=opts["attention_dim"],
-            num_heads=opts["attention_heads"],
-            num_layers=opts["attention_layers"],
-            use_residual=opts["attention_residual"],
-            use_scale=opts["attention_scale"],
-            seed=derive_seed(seed, 43),
-            name="attention",
-        )
-    raise ValueError(f"No interaction encoder {kind!r}.")  # unreachable: names are validated
-
-
-def _check_options(options: Mapping) -> None:
-    unknown = sorted(set(options) - set(ENCODER_DEFAULTS))
+def _check_options(options: Mapping, valid: Mapping) -> None:
+    unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise TypeError(
-            f"Unknown model options {unknown}. Valid encoder options: {sorted(ENCODER_DEFAULTS)}."
-        )
+        raise TypeError(f"Unknown model options {unknown}. Valid options: {sorted(valid)}.")
+
+
+def _check_applicable(options: Mapping, chosen: Sequence[Variant]) -> None:
+    """A hyperparameter whose default is None is unset unless given; giving it to a model whose
+    parts do not declare it is an error (it would be ignored). Hyperparameters with a value as
+    default are shared settings that the parts which do not declare them ignore."""
+    declared = {k for variant in chosen for k in variant.defaults}
+    for key, value in options.items():
+        if value is None or key in declared:
+            continue
+        owners = [
+            f"{variant.name.upper()} {registry.kind}"
+            for registry in (SELECTORS, FUSIONS, ENCODERS)
+            for variant in registry.variants()
+            if key in variant.defaults and variant.defaults[key] is None
+        ]
+        if owners:
+            raise ValueError(f"`{key}` applies to the {' or '.join(owners)} only.")
+
+
+def _build(variant: Variant, context: BuildContext, values: Mapping[str, Any]):
+    """Calls the variant's builder with the context and its declared hyperparameters."""
+    return variant.builder(context, **{k: values.get(k, d) for k, d in variant.defaults.items()})
 
 
 def build_tf4ctr(
@@ -127,17 +71,13 @@ def build_tf4ctr(
     simple_units: Sequence[int] = (400, 400),
     complex_units: Sequence[int] = (400, 400, 400),
     embedding_dim: int = 16,
-    simple_embedding_dim: int | None = None,
     sequence_fields: Mapping[str, str] | None = None,
     embedding_l2: float = 0.0,
     dropout: float = 0.0,
     batch_norm: bool = True,
-    num_experts: int = 2,
-    temperature: float = 0.8,
-    noisy_inference: bool = False,
     seed: int | None = None,
     name: str = "tf4ctr",
-    **options,
+    **hyperparameters,
 ) -> TF4CTR:
     """TF4CTR: any sample selector x any fusion, with an MLP or another simple encoder.
 
@@ -149,211 +89,238 @@ def build_tf4ctr(
 
     Args:
         vocab_sizes: ordered mapping field -> number of ids (manifest ``vocab_size``).
-        selector: ``ser``, ``gate``, ``mmoe`` or ``shared`` (aliases ``gm``, ``moe``, ``none``).
-        fusion: ``wsf``, ``vf``, ``cf``, ``moef`` or ``sum``.
-        simple_encoder: see above.
+        selector: a name of :data:`SELECTORS`: ``ser``, ``gate``, ``mmoe`` or ``shared``
+            (aliases ``gm``, ``moe``, ``none``).
+        fusion: a name of :data:`FUSIONS`: ``wsf``, ``vf``, ``cf``, ``moef`` or ``sum``.
+        simple_encoder: a name of :data:`ENCODERS`, see above.
         simple_units, complex_units: MLP widths.
-        embedding_dim: d. simple_embedding_dim: SER's simple width (default d // 2).
+        embedding_dim: d.
         sequence_fields: field -> ``"mean"``/``"sum"`` pooling for sequence inputs.
         embedding_l2: the reference's lambda (penalty lambda / 2 * ||E||^2).
         dropout: dropout of every MLP layer (towers, gates, experts).
-        batch_norm: BatchNorm in every MLP. num_experts: MMoE experts.
-        temperature, noisy_inference: VF options.
+        batch_norm: BatchNorm in every MLP.
         seed: optional int; all parts derive distinct seeds from it.
-        **options: interaction-encoder options (``cross_layers``, ``cin_layer_sizes``,
-            ``attention_dim``, ``attention_heads``, ``attention_layers``, ...).
+        name: the model's name.
+        **hyperparameters: the parts' hyperparameters, each passed to the variants that declare
+            it (``tf4ctr_keras.variants.hyperparameters()``: ``simple_embedding_dim`` (SER;
+            default d // 2), ``num_experts`` (MMoE, MoEF), ``temperature`` and
+            ``noisy_inference`` (VF); and ``encoder_hyperparameters()``: ``cross_layers``,
+            ``cin_layer_sizes``, ``attention_dim``, ...).
     """
-    _check_options(options)
-    kind = SIMPLE_ENCODERS.get(simple_encoder)
-    selector_cls = SELECTORS.get(selector)
-    fusion_name = FUSIONS.canonical(fusion)
-    sel_kwargs = dict(
+    valid = {**SELECTORS.hyperparameters(), **FUSIONS.hyperparameters()}
+    _check_options(hyperparameters, {**valid, **ENCODERS.hyperparameters()})
+    encoder_variant = ENCODERS.get(simple_encoder)
+    selector_variant = SELECTORS.get(selector)
+    fusion_variant = FUSIONS.get(fusion)
+    _check_applicable(hyperparameters, [selector_variant, fusion_variant, encoder_variant])
+    context = BuildContext(
+        vocab_sizes,
         embedding_dim=embedding_dim,
         sequence_fields=sequence_fields,
         embedding_l2=embedding_l2,
-        seed=derive_seed(seed, 1),
-        name="selector",
+        dropout=dropout,
+        batch_norm=batch_norm,
+        seed=seed,
+        simple_units=tuple(simple_units),
+        complex_units=tuple(complex_units),
+        fusion=fusion_variant.name,
     )
-    canonical_selector = SELECTORS.canonical(selector)
-    if canonical_selector == "ser":
-        sel_kwargs["simple_embedding_dim"] = simple_embedding_dim
-    elif simple_embedding_dim is not None:
-        raise ValueError("`simple_embedding_dim` applies to the SER selector only.")
-    if canonical_selector in ("gate", "mmoe"):
-        sel_kwargs.update(dropout=dropout, batch_norm=batch_norm)
-    if canonical_selector == "mmoe":
-        sel_kwargs["num_experts"] = num_experts
-    selector_layer = selector_cls(vocab_sizes, **sel_kwargs)
-
-    fusion_kwargs = {"seed": derive_seed(seed, 3), "name": "fusion"}
-    if fusion_name == "vf":
-        fusion_kwargs.update(temperature=temperature, noisy_inference=noisy_inference)
-    if fusion_name == "moef":
-        fusion_kwargs["num_experts"] = num_experts
-    fusion_layer = FUSIONS.get(fusion_name)(**fusion_kwargs)
-
-    complex_layer = _mlp(complex_units, dropout, batch_norm, seed, 4, "complex_encoder")
-    wide = None
-    wide_position = "simple"
-    simple_head = True
-    if kind == "mlp":
-        simple_layer = _mlp(simple_units, dropout, batch_norm, seed, 5, "simple_encoder")
-    elif kind == "fm":
-        simple_layer = _interaction("fm", seed, options)
-        wide = _wide(vocab_sizes, sequence_fields, embedding_l2, seed)
-    elif kind == "linear":
-        simple_layer = None
-        wide = _wide(vocab_sizes, sequence_fields, embedding_l2, seed, use_bias=False)
-        simple_head = fusion_name != "wsf"  # reference: WSF uses the LR logit directly
-    elif kind == "cin":
-        simple_layer = _interaction("cin", seed, options, output_dim=list(complex_units)[-1])
-        wide = _wide(vocab_sizes, sequence_fields, embedding_l2, seed, use_bias=False)
-        wide_position = "fused"
-    else:
-        simple_layer = _interaction(kind, seed, options)
+    selector_layer = _build(selector_variant, context, hyperparameters)
+    fusion_layer = _build(fusion_variant, context, hyperparameters)
+    complex_layer = mlp_tower(context, complex_units, COMPLEX_SEED, "complex_encoder")
+    side = _build(encoder_variant, context, hyperparameters)
     return TF4CTR(
         selector_layer,
         complex_layer,
-        simple_encoder=simple_layer,
+        simple_encoder=side.encoder,
         fusion=fusion_layer,
-        wide=wide,
-        wide_position=wide_position,
-        simple_head=simple_head,
+        wide=side.wide,
+        wide_position=side.wide_position,
+        simple_head=side.simple_head,
         twin_output=True,
-        seed=derive_seed(seed, 6),
+        seed=context.derive_seed(HEAD_SEED),
         name=name,
     )
+
+
+# The architecture hyperparameters the baselines share with TF4CTR (defaults: BuildContext's,
+# which are build_tf4ctr's).
+COMMON_HYPERPARAMETERS = {
+    f.name: f.default
+    for f in dataclasses.fields(BuildContext)
+    if f.name not in ("vocab_sizes", "sequence_fields", "seed", "fusion")
+}
+DNN_HYPERPARAMETERS = {k: v for k, v in COMMON_HYPERPARAMETERS.items() if k != "simple_units"}
+PARALLEL_HYPERPARAMETERS = {**COMMON_HYPERPARAMETERS, "twin_output": False}
+
+
+def _model_context(
+    vocab_sizes: Mapping[str, int],
+    options: Mapping[str, Any],
+    own: Mapping[str, Any],
+    *,
+    sequence_fields: Mapping[str, str] | None,
+    seed: int | None,
+    fusion: str | None = None,
+) -> tuple[BuildContext, dict[str, Any], dict[str, Any]]:
+    """Checks a baseline's keyword arguments and splits them: returns the build context, the
+    model's own hyperparameters (``own``: name -> default) and the encoder options."""
+    _check_options(options, {**own, **ENCODERS.hyperparameters()})
+    values = {k: options.get(k, d) for k, d in own.items()}
+    encoder = {k: v for k, v in options.items() if k not in own}
+    shared = {
+        k: tuple(v) if k.endswith("_units") else v
+        for k, v in values.items()
+        if k in COMMON_HYPERPARAMETERS
+    }
+    context = BuildContext(
+        vocab_sizes, sequence_fields=sequence_fields, seed=seed, fusion=fusion, **shared
+    )
+    return context, values, encoder
 
 
 def build_dnn(
-    vocab_sizes,
+    vocab_sizes: Mapping[str, int],
     *,
-    complex_units=(400, 400, 400),
-    embedding_dim=16,
-    sequence_fields=None,
-    embedding_l2=0.0,
-    dropout=0.0,
-    batch_norm=True,
-    seed=None,
-    name="dnn",
-    **options,
+    sequence_fields: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    name: str = "dnn",
+    **hyperparameters,
 ) -> TF4CTR:
-    """DNN: embeddings -> MLP -> logit (single tower, log loss)."""
-    _check_options(options)
-    return TF4CTR(
-        _shared(vocab_sizes, embedding_dim, sequence_fields, embedding_l2, derive_seed(seed, 1)),
-        _mlp(complex_units, dropout, batch_norm, seed, 4, "complex_encoder"),
-        seed=derive_seed(seed, 6),
-        name=name,
-    )
+    """DNN: embeddings -> MLP -> logit (single tower, log loss).
 
-
-def _parallel(
-    vocab_sizes,
-    simple_layer,
-    *,
-    complex_units,
-    embedding_dim,
-    sequence_fields,
-    embedding_l2,
-    dropout,
-    batch_norm,
-    seed,
-    name,
-    fusion="sum",
-    wide=None,
-    wide_position="simple",
-    simple_head=True,
-    twin_output=False,
-) -> TF4CTR:
-    return TF4CTR(
-        _shared(vocab_sizes, embedding_dim, sequence_fields, embedding_l2, derive_seed(seed, 1)),
-        _mlp(complex_units, dropout, batch_norm, seed, 4, "complex_encoder"),
-        simple_encoder=simple_layer,
-        fusion=FUSIONS.get(fusion)(seed=derive_seed(seed, 3), name="fusion"),
-        wide=wide,
-        wide_position=wide_position,
-        simple_head=simple_head,
-        twin_output=twin_output,
-        seed=derive_seed(seed, 6),
-        name=name,
-    )
-
-
-def _baseline(kind: str):
-    def builder(
+    Hyperparameters: :data:`DNN_HYPERPARAMETERS` (``complex_units``, ``embedding_dim``,
+    ``embedding_l2``, ``dropout``, ``batch_norm``, with build_tf4ctr's defaults). Encoder
+    options are accepted (and unused) so that one set of model options fits every model."""
+    context, _, _ = _model_context(
         vocab_sizes,
-        *,
-        simple_units=(400, 400),
-        complex_units=(400, 400, 400),
-        embedding_dim=16,
-        sequence_fields=None,
-        embedding_l2=0.0,
-        dropout=0.0,
-        batch_norm=True,
-        twin_output=False,
-        seed=None,
-        name=None,
-        **options,
-    ) -> TF4CTR:
-        _check_options(options)
-        common = dict(
-            complex_units=complex_units,
-            embedding_dim=embedding_dim,
-            sequence_fields=sequence_fields,
-            embedding_l2=embedding_l2,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            seed=seed,
-            name=name or kind,
-            twin_output=twin_output,
-        )
-        wide = _wide(vocab_sizes, sequence_fields, embedding_l2, seed)
-        if kind == "dualmlp":
-            return _parallel(
-                vocab_sizes,
-                _mlp(simple_units, dropout, batch_norm, seed, 5, "simple_encoder"),
-                **common,
-            )
-        if kind == "widedeep":
-            return _parallel(vocab_sizes, None, wide=wide, simple_head=False, **common)
-        if kind == "deepfm":
-            return _parallel(
-                vocab_sizes,
-                _interaction("fm", seed, options),
-                wide=wide,
-                simple_head=False,
-                **common,
-            )
-        if kind in ("dcn", "dcnv2"):
-            # Concatenation fusion; with ``twin_output`` (the TF loss, paper Table II) each tower
-            # gets its own logit head, as the reference's CF keeps fc1/fc2 as auxiliary heads.
-            encoder = _interaction("cross" if kind == "dcn" else "cross_v2", seed, options)
-            return _parallel(vocab_sizes, encoder, fusion="cf", **common)
-        if kind == "xdeepfm":
-            return _parallel(
-                vocab_sizes,
-                _interaction("cin", seed, options),
-                wide=wide,
-                wide_position="fused",
-                **common,
-            )
-        if kind == "autoint":
-            return _parallel(vocab_sizes, _interaction("attention", seed, options), **common)
-        raise ValueError(kind)  # unreachable: the registry holds only the kinds above
+        hyperparameters,
+        DNN_HYPERPARAMETERS,
+        sequence_fields=sequence_fields,
+        seed=seed,
+    )
+    return TF4CTR(
+        SELECTORS.get("shared").builder(context),
+        mlp_tower(context, context.complex_units, COMPLEX_SEED, "complex_encoder"),
+        seed=context.derive_seed(HEAD_SEED),
+        name=name,
+    )
 
-    builder.__name__ = f"build_{kind}"
-    builder.__doc__ = f"The {kind} baseline as a parallel TF4CTR composition (shared embedding)."
+
+SideBuilder = Callable[[BuildContext, Mapping[str, Any]], SimpleSide]
+
+
+def parallel_model(kind: str, simple_side: SideBuilder, fusion: str = "sum"):
+    """The builder of a baseline: a parallel TF4CTR composition over one shared embedding.
+
+    Args:
+        kind: the baseline's name (the model's default name).
+        simple_side: ``simple_side(context, encoder_options) -> SimpleSide``.
+        fusion: name of the fusion (no hyperparameters). Default ``"sum"``.
+    """
+
+    def builder(
+        vocab_sizes: Mapping[str, int],
+        *,
+        sequence_fields: Mapping[str, str] | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+        **hyperparameters,
+    ) -> TF4CTR:
+        context, values, options = _model_context(
+            vocab_sizes,
+            hyperparameters,
+            PARALLEL_HYPERPARAMETERS,
+            sequence_fields=sequence_fields,
+            seed=seed,
+            fusion=FUSIONS.canonical(fusion),
+        )
+        side = simple_side(context, {**ENCODERS.hyperparameters(), **options})
+        return TF4CTR(
+            SELECTORS.get("shared").builder(context),
+            mlp_tower(context, context.complex_units, COMPLEX_SEED, "complex_encoder"),
+            simple_encoder=side.encoder,
+            fusion=FUSIONS.get(fusion).builder(context),
+            wide=side.wide,
+            wide_position=side.wide_position,
+            simple_head=side.simple_head,
+            twin_output=values["twin_output"],
+            seed=context.derive_seed(HEAD_SEED),
+            name=name or kind,
+        )
+
+    builder.__name__ = builder.__qualname__ = f"build_{kind}"
+    builder.__doc__ = (
+        f"The {kind} baseline as a parallel TF4CTR composition (shared embedding, {fusion} "
+        "fusion); ``twin_output=True`` adds a logit head per tower for the TF loss."
+    )
     return builder
 
 
-MODELS.add("tf4ctr", build_tf4ctr)
-MODELS.add("dnn", build_dnn)
-for _kind in ("dualmlp", "widedeep", "deepfm", "dcn", "dcnv2", "xdeepfm", "autoint"):
-    MODELS.add(_kind, _baseline(_kind), aliases=["autoint+"] if _kind == "autoint" else ())
+def encoder_side(name: str) -> SideBuilder:
+    """The simple side of the :data:`ENCODERS` variant `name`, with its declared options."""
+    variant = ENCODERS.get(name)
+    return lambda context, options: _build(variant, context, options)
+
+
+def _deepfm_side(context: BuildContext, options) -> SimpleSide:
+    # FM + LR is the simple logit itself.
+    return SimpleSide(
+        FactorizationMachine(name="fm"), wide=linear_logit(context), simple_head=False
+    )
+
+
+def _widedeep_side(context: BuildContext, options) -> SimpleSide:
+    return SimpleSide(None, wide=linear_logit(context), simple_head=False)
+
+
+def _xdeepfm_side(context: BuildContext, options) -> SimpleSide:
+    # CIN's pools (no output layer) go through the simple head; LR joins the fused logit.
+    return SimpleSide(
+        cin(context, options["cin_layer_sizes"]), wide=linear_logit(context), wide_position="fused"
+    )
+
+
+def _defaults(builder: Callable, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's hyperparameters: its builder's keyword defaults (not the data-given
+    ``sequence_fields``, ``seed`` and ``name``) and the parts' options it accepts."""
+    skip = {"sequence_fields", "seed", "name"}
+    own = {
+        p.name: p.default
+        for p in inspect.signature(builder).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in skip
+    }
+    return {**own, **extra}
+
+
+_PARTS = {**SELECTORS.hyperparameters(), **FUSIONS.hyperparameters()}
+MODELS.add(
+    "tf4ctr",
+    build_tf4ctr,
+    defaults=_defaults(build_tf4ctr, {**_PARTS, **ENCODERS.hyperparameters()}),
+)
+MODELS.add("dnn", build_dnn, defaults={**DNN_HYPERPARAMETERS, **ENCODERS.hyperparameters()})
+for _kind, _side, _fusion, _aliases in (
+    ("dualmlp", encoder_side("mlp"), "sum", ()),
+    ("widedeep", _widedeep_side, "sum", ()),
+    ("deepfm", _deepfm_side, "sum", ()),
+    # Concatenation fusion; with ``twin_output`` (the TF loss, paper Table II) each tower gets
+    # its own logit head, as the reference's CF keeps fc1/fc2 as auxiliary heads.
+    ("dcn", encoder_side("cross"), "cf", ()),
+    ("dcnv2", encoder_side("cross_v2"), "cf", ()),
+    ("xdeepfm", _xdeepfm_side, "sum", ()),
+    ("autoint", encoder_side("attention"), "sum", ("autoint+",)),
+):
+    _builder = parallel_model(_kind, _side, _fusion)
+    MODELS.add(
+        _kind,
+        _builder,
+        defaults={**PARALLEL_HYPERPARAMETERS, **ENCODERS.hyperparameters()},
+        aliases=_aliases,
+    )
 
 
 def build_model(name: str, vocab_sizes: Mapping[str, int], **hparams) -> TF4CTR:
     """Builds a model by name: ``tf4ctr``, ``dnn``, ``dualmlp``, ``widedeep``, ``deepfm``,
     ``dcn``, ``dcnv2``, ``xdeepfm`` or ``autoint``. Unknown names raise with the valid list."""
-    return MODELS.get(name)(vocab_sizes, **hparams)
+    return MODELS.get(name).builder(vocab_sizes, **hparams)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.fusion import _Fusion
-from tf4ctr_keras.layers.interactions import LinearLogit
-from tf4ctr_keras.layers.sample_selection import _SampleSelector
-from tf4ctr_keras.layers.utils import build_once, derive_seed
-from tf4ctr_keras.registry import check_choice, register
+from tf4ctr_keras.registry import check_choice, derive_seed, register
 
 CTR_OUTPUT = "ctr"
 TWIN_OUTPUT = "twin_logits"
@@ -22,6 +18,21 @@ def _serialize(layer):
 
 def _deserialize(config):
     return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+def _build_part(layer, *shape) -> None:
+    """Builds an injected part unless it is built already: a model loaded from a ``.keras``
+    file receives parts that Keras has deserialized and built; building them again would
+    create their variables twice."""
+    if not layer.built:
+        layer.build(*shape)
+
+
+def _check_part(role: str, layer, needs: tuple[str, ...], what: str) -> None:
+    missing = [attr for attr in needs if not hasattr(layer, attr)]
+    if not isinstance(layer, keras.layers.Layer) or missing:
+        lacks = f"; {type(layer).__name__} lacks {missing}" if missing else ""
+        raise TypeError(f"`{role}` must be {what}{lacks}. Received: {layer!r}")
 
 
 @register
@@ -41,6 +52,18 @@ class TF4CTR(keras.Model):
     with :class:`SumFusion` is a parallel model (DualMLP, DeepFM, xDeepFM, AutoInt+);
     :class:`ConcatFusion` without twin output is DCN / DCNv2.
 
+    Any Keras layer with the right call works as a part; nothing needs a package base class:
+
+    - ``selector``: ``selector(ids, training=)`` -> ``(e_simple, e_complex)``; provides
+      ``vocab_sizes`` (the ordered fields the model takes) and ``compute_output_shape()``
+      (no argument) -> the two ``(batch, fields, dim)`` shapes; builds with ``build()``.
+    - ``complex_encoder``, ``simple_encoder``: ``encoder(e, training=)`` -> ``(batch, width)``,
+      with ``compute_output_shape(input_shape)``.
+    - ``wide``: ``wide(ids)`` -> ``(batch, 1)`` logits; builds with ``build()``.
+    - ``fusion``: ``fusion([h_s, h_c, z_s, z_c], training=)`` -> ``(batch, 1)``; an optional
+      ``uses_logits`` attribute (default True) says whether it reads ``z_s``/``z_c`` (when
+      False and without twin output, the model makes no logit heads).
+
     Outputs (a dict): ``"ctr"``, the fused probability ``(batch, 1)`` float32, and, when
     ``twin_output``, ``"twin_logits"``, the ``(batch, 2)`` float32 simple and complex logits
     that :class:`TwinFocusLoss` consumes::
@@ -49,12 +72,12 @@ class TF4CTR(keras.Model):
                                        "twin_logits": TwinFocusLoss(0.25, 0.8, 2.0)})
 
     Args:
-        selector: a sample selection layer mapping the id dict to ``(e_simple, e_complex)``.
-        complex_encoder: layer on ``e_complex`` -> ``(batch, width)``.
-        simple_encoder: layer on ``e_simple`` -> ``(batch, width)``, or None (single tower, or
-            a wide-only simple side when ``wide`` is given with ``wide_position="simple"``).
-        fusion: a fusion layer; required with two sides, forbidden with one.
-        wide: optional :class:`LinearLogit` on the ids.
+        selector: the sample selection layer.
+        complex_encoder: layer on ``e_complex``.
+        simple_encoder: layer on ``e_simple``, or None (single tower, or a wide-only simple
+            side when ``wide`` is given with ``wide_position="simple"``).
+        fusion: the fusion layer; required with two sides, forbidden with one.
+        wide: optional wide (LR) logit layer on the ids, e.g. :class:`LinearLogit`.
         wide_position: ``"simple"`` adds the wide logit to the simple side (WideDeep, DeepFM);
             ``"fused"`` adds it to the fused logit only (xDeepFM). Default ``"simple"``.
         simple_head: map the simple side to a logit with ``Dense(1)``; False uses it directly
@@ -63,6 +86,18 @@ class TF4CTR(keras.Model):
         seed: optional int seed for the heads.
 
     Input: dict field -> int64 ids ``(batch,)`` (sequence fields ``(batch, max_len)``).
+
+    Example (by hand what ``build_model("tf4ctr", vocab, simple_encoder="cross_v2")`` does by
+    name)::
+
+        vocab = {"user": 1000, "item": 5000}
+        model = TF4CTR(
+            SeparateEmbeddingSelector(vocab, embedding_dim=16),
+            complex_encoder=MLPBlock([400, 400, 400]),
+            simple_encoder=CrossNetworkV2(3),
+            fusion=WeightedSumFusion(),
+        )
+        model({"user": np.array([3]), "item": np.array([7])})["ctr"]  # (1, 1)
     """
 
     def __init__(
@@ -79,20 +114,25 @@ class TF4CTR(keras.Model):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(selector, _SampleSelector):
-            raise TypeError(
-                "`selector` must be a sample selection layer (SeparateEmbeddingSelector, "
-                f"GatedSampleSelector, MMoESampleSelector, SharedEmbeddingSelector). "
-                f"Received: {selector!r}"
-            )
-        if wide is not None and not isinstance(wide, LinearLogit):
-            raise TypeError(f"`wide` must be a LinearLogit layer or None. Received: {wide!r}")
+        _check_part(
+            "selector",
+            selector,
+            ("vocab_sizes", "compute_output_shape"),
+            "a sample selection layer mapping the ids to (e_simple, e_complex), with "
+            "`vocab_sizes` and `compute_output_shape()`",
+        )
+        encoder = "an encoder layer with `compute_output_shape(input_shape)`"
+        _check_part("complex_encoder", complex_encoder, ("compute_output_shape",), encoder)
+        if simple_encoder is not None:
+            _check_part("simple_encoder", simple_encoder, ("compute_output_shape",), encoder)
+        if wide is not None:
+            _check_part("wide", wide, (), "a layer mapping the ids to (batch, 1) logits, or None")
         check_choice("wide_position", wide_position, WIDE_POSITIONS)
         two_sided = simple_encoder is not None or (wide is not None and wide_position == "simple")
-        if two_sided and not isinstance(fusion, _Fusion):
+        if two_sided and not isinstance(fusion, keras.layers.Layer):
             raise ValueError(
-                "A model with a simple side needs a fusion layer (WeightedSumFusion, "
-                f"GumbelVotingFusion, ConcatFusion, MoEFusion, SumFusion). Received: {fusion!r}"
+                "A model with a simple side needs a fusion layer mapping [h_simple, h_complex, "
+                f"z_simple, z_complex] to the fused logit (batch, 1). Received: {fusion!r}"
             )
         if not two_sided and fusion is not None:
             raise ValueError("A single-tower model (no simple side) takes no fusion layer.")
@@ -111,14 +151,9 @@ class TF4CTR(keras.Model):
         self.seed = seed
         self.two_sided = two_sided
 
-        needs_logits = self.twin_output or (fusion is not None and fusion.uses_logits)
-        self.complex_logit = (
-            self._head("complex_logit", 1) if (needs_logits or not two_sided) else None
-        )
-        self.simple_logit = (
-            self._head("simple_logit", 0) if (two_sided and needs_logits and simple_head) else None
-        )
         self.field_names = list(selector.vocab_sizes)
+        self.complex_logit = None  # the logit heads are made in build()
+        self.simple_logit = None
 
     def _head(self, name: str, offset: int) -> keras.layers.Dense:
         return keras.layers.Dense(
@@ -130,28 +165,31 @@ class TF4CTR(keras.Model):
 
     def build(self, input_shape=None) -> None:
         simple_shape, complex_shape = self.selector.compute_output_shape()
-        build_once(self.selector)
-        build_once(self.complex_encoder, complex_shape)
+        _build_part(self.selector)
+        _build_part(self.complex_encoder, complex_shape)
         h_c = self.complex_encoder.compute_output_shape(complex_shape)
         h_s = None
         if self.simple_encoder is not None:
-            build_once(self.simple_encoder, simple_shape)
+            _build_part(self.simple_encoder, simple_shape)
             h_s = self.simple_encoder.compute_output_shape(simple_shape)
         if self.wide is not None:
-            build_once(self.wide)
+            _build_part(self.wide)
             if h_s is None and self.wide_position == "simple":
                 h_s = (None, 1)
         if h_s is not None and h_s[-1] != 1 and not self.simple_head:
             raise ValueError(
                 f"`simple_head=False` needs a simple side of width 1; it is {h_s[-1]} wide."
             )
-        if self.complex_logit is not None:
-            build_once(self.complex_logit, h_c)
-        if self.simple_logit is not None:
-            build_once(self.simple_logit, h_s)
+        uses_logits = getattr(self.fusion, "uses_logits", True)
+        needs_logits = self.twin_output or (self.fusion is not None and uses_logits)
+        if needs_logits or not self.two_sided:
+            self.complex_logit = self._head("complex_logit", 1)
+            self.complex_logit.build(h_c)
+        if self.two_sided and needs_logits and self.simple_head:
+            self.simple_logit = self._head("simple_logit", 0)
+            self.simple_logit.build(h_s)
         if self.fusion is not None:
-            build_once(self.fusion, [h_s, h_c, (None, 1), (None, 1)])
-        self.built = True
+            _build_part(self.fusion, [h_s, h_c, (None, 1), (None, 1)])
 
     def get_build_config(self) -> dict:
         return {"fields": self.field_names}
