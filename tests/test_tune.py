@@ -56,9 +56,10 @@ def test_yaml_narrows_the_space(tmp_path):
 
 
 def test_search_state_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
-    import tensorflow as tf
     from keras_tuner.src import utils as kt_utils
     from keras_tuner.src.engine import trial as trial_module
+
+    from pipelines.data import fileio
 
     atomic_tuner_state()
     path = tmp_path / "trial.json"
@@ -67,7 +68,7 @@ def test_search_state_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     def killed(*args, **kwargs):  # the process dies after writing, before the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tf.io.gfile, "rename", killed)
+    monkeypatch.setattr(fileio, "_replace", killed)  # the one atomic writer's commit point
     with pytest.raises(KeyboardInterrupt):
         kt_utils.save_json(str(path), {"status": "COMPLETED"})
     assert json.loads(path.read_text()) == {"status": "RUNNING"}  # the old state, whole

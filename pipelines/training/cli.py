@@ -36,6 +36,7 @@ from pipelines.training.config import (
     resolve_config,
 )
 from pipelines.training.rundir import RunDir, default_run_dir
+from tf4ctr_keras.variants import MODELS
 
 log = logging.getLogger("pipelines.train")
 
@@ -86,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="raw data (file or directory) or a prepared dataset directory; "
         "without it, --dataset criteo trains on generated data",
     )
-    p.add_argument(
-        "--model", help="tf4ctr, dnn, dualmlp, deepfm, widedeep, dcn, dcnv2, xdeepfm, autoint"
-    )
+    p.add_argument("--model", help=", ".join(MODELS.names()))
     p.add_argument("--config", help="YAML overriding the dataset's reference config")
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
     p.add_argument("--seed", type=int)

@@ -21,8 +21,7 @@ from pipelines.training.config import ConfigError, RunConfig
 from pipelines.training.evaluation import EvaluateFn, SplitEvaluator
 from pipelines.training.rundir import RunDir
 from pipelines.training.schedule import ReferenceSchedule
-from tf4ctr_keras import FocalLoss, RCELoss, TwinFocusLoss, build_model
-from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT, TWIN_OUTPUT
+from tf4ctr_keras import build_model
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +36,9 @@ def build_from_config(config: RunConfig, manifest: Manifest) -> keras.Model:
 
 
 def losses_for(config: RunConfig) -> dict:
-    """Loss per named output: the fused ``ctr`` always, ``twin_logits`` for the TF loss."""
-    name = config.loss_name
-    if name == "focal":
-        ctr = FocalLoss(gamma=config.loss.focal_gamma)
-    elif name == "rce":
-        ctr = RCELoss(gamma=config.loss.rce_gamma)
-    else:
-        ctr = keras.losses.BinaryCrossentropy()
-    losses = {CTR_OUTPUT: ctr}
-    if name == "tf":
-        losses[TWIN_OUTPUT] = TwinFocusLoss(config.loss.alpha, config.loss.c, config.loss.gamma)
-    return losses
+    """Loss per named output: the fused ``ctr`` always, ``twin_logits`` for the TF loss (the
+    registered loss's builder, :func:`tf4ctr_keras.variants.output_losses`)."""
+    return config.output_losses()
 
 
 def compile_model(model: keras.Model, config: RunConfig) -> None:

@@ -5,6 +5,11 @@ A run's configuration is layered: the dataset's reference config (``pipelines/co
 and out-of-range values are refused before any work, with the valid choices listed. Configs
 stop at the builder: :meth:`RunConfig.model_kwargs` turns the model section into the builder's
 keyword arguments.
+
+The model and loss sections derive from the variant registries (:mod:`tf4ctr_keras.variants`):
+every hyperparameter a selector or fusion declares is a key of ``model`` with the registered
+default, every hyperparameter a loss declares a key of ``loss``, and the valid names are the
+registered ones; registering a variant adds its keys here without editing this module.
 """
 
 from __future__ import annotations
@@ -19,14 +24,21 @@ from typing import Any
 
 import yaml
 
-from tf4ctr_keras.layers.fusion import FUSIONS
-from tf4ctr_keras.layers.sample_selection import SELECTORS
-from tf4ctr_keras.models.builders import MODELS, SIMPLE_ENCODERS
 from tf4ctr_keras.registry import check_choice, check_range, check_units
+from tf4ctr_keras.variants import (
+    ENCODERS,
+    FUSIONS,
+    MODELS,
+    SELECTORS,
+    TWIN_OUTPUT,
+    hyperparameters,
+    output_losses,
+)
+from tf4ctr_keras.variants import LOSSES as LOSS_VARIANTS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DATASETS = ("criteo", "frappe", "movielenslatest", "ml-1m", "kkbox")
-LOSSES = ("auto", "tf", "bce", "focal", "rce")
+LOSSES = ("auto", *LOSS_VARIANTS.names())
 MONITORS = ("auc", "auc+gauc", "gauc")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # tf.distribute strategies: "default" (one device) and "mirrored" (this host's devices) run
@@ -39,37 +51,48 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and the valid values."""
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Model architecture; the defaults are the reference's Frappe best run."""
-
-    name: str = "tf4ctr"
-    selector: str = "ser"
-    fusion: str = "wsf"
-    simple_encoder: str = "mlp"
-    simple_units: tuple[int, ...] = (400, 400)
-    complex_units: tuple[int, ...] = (400, 400, 400)
-    embedding_dim: int = 16
-    simple_embedding_dim: int | None = None
-    embedding_l2: float = 0.0
-    dropout: float = 0.0
-    batch_norm: bool = True
-    num_experts: int = 2
-    temperature: float = 0.8
-    noisy_inference: bool = False
-    encoder_options: Mapping[str, Any] = field(default_factory=dict)
+def _section(name: str, doc: str, fields: list[tuple]) -> type:
+    """A frozen dataclass ``name`` with ``(key, type, default)`` fields (a callable default is a
+    default factory)."""
+    spec = [
+        (key, kind, field(default_factory=default) if callable(default) else field(default=default))
+        for key, kind, default in fields
+    ]
+    return dataclasses.make_dataclass(
+        name, spec, frozen=True, namespace={"__doc__": doc, "__module__": __name__}
+    )
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    """``name: auto`` is the Twin Focus loss for TF4CTR and log loss for the baselines."""
+# Model architecture; the defaults are the reference's Frappe best run. After the core keys come
+# the hyperparameters the registered selectors and fusions declare (simple_embedding_dim,
+# num_experts, temperature, noisy_inference, ...), then the encoders' options.
+ModelConfig = _section(
+    "ModelConfig",
+    "Model architecture; the defaults are the reference's Frappe best run.",
+    [
+        ("name", str, "tf4ctr"),
+        ("selector", str, "ser"),
+        ("fusion", str, "wsf"),
+        ("simple_encoder", str, "mlp"),
+        ("simple_units", tuple[int, ...], (400, 400)),
+        ("complex_units", tuple[int, ...], (400, 400, 400)),
+        ("embedding_dim", int, 16),
+        ("embedding_l2", float, 0.0),
+        ("dropout", float, 0.0),
+        ("batch_norm", bool, True),
+        *((key, Any, default) for key, default in hyperparameters().items()),
+        ("encoder_options", Mapping[str, Any], dict),
+    ],
+)
+# The variant hyperparameters of the model section, passed to the builder as they are.
+MODEL_HYPERPARAMETERS = tuple(hyperparameters())
 
-    name: str = "auto"
-    alpha: float = 0.25
-    c: float = 0.8
-    gamma: float = 2.0
-    focal_gamma: float = 2.0
-    rce_gamma: float = 0.01
+LossConfig = _section(
+    "LossConfig",
+    "``name: auto`` is the Twin Focus loss for TF4CTR and log loss for the baselines; the other "
+    "keys are the hyperparameters the registered losses declare.",
+    [("name", str, "auto"), *((k, Any, d) for k, d in LOSS_VARIANTS.hyperparameters().items())],
+)
 
 
 @dataclass(frozen=True)
@@ -173,35 +196,30 @@ class RunConfig:
         return "tf" if self.model.name == "tf4ctr" else "bce"
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``tf4ctr_keras.build_model(self.model.name, vocab, **kw)``."""
-        m = self.model
-        kwargs = dict(
-            simple_units=list(m.simple_units),
-            complex_units=list(m.complex_units),
-            embedding_dim=m.embedding_dim,
-            embedding_l2=m.embedding_l2,
-            dropout=m.dropout,
-            batch_norm=m.batch_norm,
-            seed=self.train.seed,
-            **dict(m.encoder_options),
-        )
-        canonical = MODELS.canonical(m.name)
-        if canonical == "tf4ctr":
-            kwargs.update(
-                selector=m.selector,
-                fusion=m.fusion,
-                simple_encoder=m.simple_encoder,
-                simple_embedding_dim=m.simple_embedding_dim,
-                num_experts=m.num_experts,
-                temperature=m.temperature,
-                noisy_inference=m.noisy_inference,
-            )
-        else:
-            if canonical == "dnn":
-                kwargs.pop("simple_units")
-            if self.loss_name == "tf":
-                kwargs["twin_output"] = True
+        """Keyword arguments for ``tf4ctr_keras.build_model(self.model.name, vocab, **kw)``:
+        the model section's keys that the model's registered builder accepts, the seed, the
+        encoder options, and ``twin_output`` where the loss needs the towers' logits."""
+        accepted = MODELS.get(self.model.name).defaults
+        values = {f.name: getattr(self.model, f.name) for f in dataclasses.fields(self.model)}
+        for key in ("simple_units", "complex_units"):
+            values[key] = list(values[key])
+        kwargs = {k: v for k, v in values.items() if k in accepted}
+        kwargs.update(seed=self.train.seed, **dict(self.model.encoder_options))
+        if "twin_output" in accepted and self.needs_twin_logits:
+            kwargs["twin_output"] = True
         return kwargs
+
+    def loss_hyperparameters(self) -> dict[str, Any]:
+        """The loss section's hyperparameters (every registered loss's keys)."""
+        return {k: getattr(self.loss, k) for k in LOSS_VARIANTS.hyperparameters()}
+
+    def output_losses(self) -> dict:
+        """The Keras loss per model output (``ctr``, and ``twin_logits`` for the TF loss)."""
+        return output_losses(self.loss_name, **self.loss_hyperparameters())
+
+    @property
+    def needs_twin_logits(self) -> bool:
+        return TWIN_OUTPUT in self.output_losses()
 
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the key and the valid values."""
@@ -210,7 +228,7 @@ class RunConfig:
             MODELS.canonical(self.model.name)
             SELECTORS.canonical(self.model.selector)
             FUSIONS.canonical(self.model.fusion)
-            SIMPLE_ENCODERS.canonical(self.model.simple_encoder)
+            ENCODERS.canonical(self.model.simple_encoder)
             check_units("model.simple_units", self.model.simple_units)
             check_units("model.complex_units", self.model.complex_units)
             check_units("model.embedding_dim", [self.model.embedding_dim])
@@ -237,15 +255,17 @@ class RunConfig:
             check_choice("train.strategy", t.strategy, STRATEGIES)
             check_units("data.generated_rows", [self.data.generated_rows])
             check_range("data.max_bad_fraction", self.data.max_bad_fraction, 0.0, 1.0)
-            if self.loss_name == "tf" and MODELS.canonical(self.model.name) == "dnn":
-                raise ValueError(
-                    f"loss `tf` needs two towers with logits; `{self.model.name}` has none. "
-                    "Use loss `bce`, `focal` or `rce`."
-                )
             # Every constructor check (encoder options, widths, ...) on a one-field vocabulary.
             from tf4ctr_keras import build_model
 
-            build_model(self.model.name, {"probe": 2}, **self.model_kwargs())
+            probe = build_model(self.model.name, {"probe": 2}, **self.model_kwargs())
+            if self.needs_twin_logits and not probe.twin_output:
+                single = [n for n in LOSSES[1:] if n != self.loss_name]
+                names = [f"`{n}`" for n in single]
+                raise ValueError(
+                    f"loss `{self.loss_name}` needs two towers with logits; `{self.model.name}` "
+                    f"has none. Use loss {', '.join(names[:-1])} or {names[-1]}."
+                )
         except (ValueError, TypeError) as error:
             raise ConfigError(str(error)) from None
 

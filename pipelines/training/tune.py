@@ -9,7 +9,7 @@ embedding L2 and learning rate. A YAML file narrows it (``--space``)::
     fusion: wsf                                 # a fixed value
 
 Every trial is a full training run with the reference schedule (the same trainer as
-``pipelines.training.cli``); the objective is the exact validation monitor (AUC, + gAUC where the
+``pipelines.train``); the objective is the exact validation monitor (AUC, + gAUC where the
 dataset has a user key). Trial runs live in ``<tune-dir>/runs/<id>/``, keras-tuner's state in
 ``oracle.json`` and ``trial_<id>/``. An interrupted search, started again with the same
 command, reloads the oracle, resumes the unfinished trial from its checkpoint and never repeats
@@ -42,19 +42,32 @@ from pipelines.training.config import (
     resolve_config,
 )
 from pipelines.training.rundir import RunDir, prepare_run_dir
+from tf4ctr_keras.variants import FUSIONS, LOSSES, SELECTORS
 
 log = logging.getLogger("pipelines.tune")
 
 # The paper's simple-encoder structures (section 4.3, Figure 9).
 SIMPLE_TOWERS = {"A": [400], "B": [800], "C": [200, 200], "D": [400, 400], "E": [800, 800]}
 
-# name -> (config key, default search domain)
+
+def _registered_space(section: str, registries) -> dict[str, tuple[str, Any]]:
+    """The tuning domains the registered variants declare, as config keys of ``section``."""
+    return {
+        hparam: (f"{section}.{hparam}", domain)
+        for registry in registries
+        for variant in registry.variants()
+        for hparam, domain in variant.space.items()
+    }
+
+
+# name -> (config key, default search domain). The loss's and the parts' hyperparameters and
+# the names to choose from come from the registries (tf4ctr_keras.variants); the rest are the
+# training-side dimensions the paper studies.
 SPACE: dict[str, tuple[str, Any]] = {
-    "alpha": ("loss.alpha", {"min": 0.15, "max": 0.65, "step": 0.1}),
-    "c": ("loss.c", {"min": 0.5, "max": 1.0, "step": 0.1}),
-    "gamma": ("loss.gamma", [1.0, 2.0, 3.0]),
-    "selector": ("model.selector", ["ser", "gate", "mmoe", "shared"]),
-    "fusion": ("model.fusion", ["wsf", "vf", "cf", "moef", "sum"]),
+    **_registered_space("loss", [LOSSES]),
+    "selector": ("model.selector", SELECTORS.names()),
+    "fusion": ("model.fusion", FUSIONS.names()),
+    **_registered_space("model", [SELECTORS, FUSIONS]),
     "simple_tower": ("model.simple_units", list(SIMPLE_TOWERS)),
     "dropout": ("model.dropout", {"min": 0.0, "max": 0.3, "step": 0.1}),
     "embedding_l2": ("model.embedding_l2", {"min": 1e-3, "max": 0.3, "sampling": "log"}),
