@@ -1,0 +1,279 @@
+"""Ours against the authors' PyTorch code, side by side in one run, on the shared Frappe data.
+
+Each pair runs, one after the other, our CLI (``python -m pipelines.train --dataset frappe``, the
+reference configuration, seed 2023) and the authors' own code through its runner
+(``../shared/peers/authors-tf4ctr/run.py``: their TF4CTRv2 or the bundled FuxiCTR DNN, the same
+configuration and seed). Pairs alternate their order (A B, B A, ...) so a drift of this shared
+machine hits both alike. Every figure is a ratio ours / theirs within one pair; the report gives
+each pair's ratio, their median and range. Nothing is measured in-process: both are whole
+processes, start-up (imports, tracing, data checks) included.
+
+Per run it records the per-epoch training and validation seconds (ours from the run's
+``history.json``, theirs from the runner's JSON lines), the whole process's wall-clock and CPU
+time (user + system of the child, from ``getrusage``), and, for full runs to early stopping
+(``--full-pairs``), the training time up to the end of the best validation epoch and the test
+AUC. One warm-up run of each side (preparing our TFRecords, their CSVs and venv) is not counted.
+
+    python -m benchmarks.vs_authors [--pairs 3] [--epochs 3] [--models tf4ctr dnn] [--full-pairs 1]
+    python -m benchmarks.vs_authors --report-only     # re-render from the saved measurements
+
+Writes ``benchmarks/results/vs_authors.md`` and the raw measurements ``vs_authors.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.report import replace_section
+from pipelines.data.fileio import write_atomic
+from pipelines.training.rundir import RunDir
+
+REPO = Path(__file__).resolve().parents[1]
+PEER = REPO.parent / "shared" / "peers" / "authors-tf4ctr" / "run.py"
+DATA = REPO.parent / "shared" / "data" / "frappe"
+RESULTS = REPO / "benchmarks" / "results" / "vs_authors.md"
+RAW = REPO / "benchmarks" / "results" / "vs_authors.json"
+# our model name -> the authors' model of the same architecture and configuration
+PEER_MODELS = {"tf4ctr": "TF4CTRv2", "dnn": "DNN"}
+
+log = logging.getLogger("benchmarks.vs_authors")
+
+
+def _timed(cmd: list[str], cwd: Path) -> tuple[str, float, float]:
+    """Runs ``cmd``; returns its stdout, wall seconds and CPU seconds (user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.stdout, wall, cpu
+
+
+def run_ours(model: str, epochs: int | None, data_dir: Path) -> dict:
+    """One run of our CLI in a fresh run directory."""
+    with tempfile.TemporaryDirectory(prefix="vs-authors-") as tmp:
+        run = RunDir(Path(tmp) / "run")
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.train",
+            "--dataset",
+            "frappe",
+            "--data",
+            str(DATA),
+            "--data-dir",
+            str(data_dir),
+            "--model",
+            model,
+            "--run-dir",
+            str(run.path),
+            "--quiet",
+        ]
+        if epochs is not None:
+            cmd += ["--epochs", str(epochs)]
+        _, wall, cpu = _timed(cmd, REPO)
+        history, metrics = run.read_history(), run.read_metrics()
+    return {
+        "train_s": [h["train_seconds"] for h in history],
+        "eval_s": [h["eval_seconds"] for h in history],
+        "monitor": [h["monitor"] for h in history],
+        "best_epoch": metrics["best_epoch"],
+        "test_auc": metrics["test"]["auc"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
+
+
+def parse_peer(stdout: str) -> dict:
+    """The runner's JSON lines -> the same record as :func:`run_ours` (wall and CPU apart).
+
+    The best epoch is the one with the highest monitor, AUC + gAUC (the authors' ``monitor``),
+    the first of equals, as their early stopping keeps it."""
+    epochs, done = [], None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        if event.get("event") == "epoch":
+            epochs.append(event)
+        elif event.get("event") == "done":
+            done = event
+    if done is None or not epochs:
+        raise RuntimeError(f"the authors' runner printed no epochs or no 'done' line:\n{stdout}")
+    monitor = [e["val"]["AUC"] + e["val"]["gAUC"] for e in epochs]
+    return {
+        "train_s": [e["train_s"] for e in epochs],
+        "eval_s": [e["eval_s"] for e in epochs],
+        "monitor": monitor,
+        "best_epoch": monitor.index(max(monitor)) + 1,
+        "test_auc": done["test"]["AUC"],
+    }
+
+
+def run_peer(model: str, epochs: int | None) -> dict:
+    cmd = [sys.executable, str(PEER), "--model", PEER_MODELS[model]]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    stdout, wall, cpu = _timed(cmd, REPO)
+    return {**parse_peer(stdout), "wall_s": wall, "cpu_s": cpu}
+
+
+def to_best(record: dict) -> float:
+    """Training seconds up to the end of the best epoch's validation."""
+    n = record["best_epoch"]
+    return sum(record["train_s"][:n]) + sum(record["eval_s"][:n])
+
+
+METRICS = {
+    "train epoch (median s)": lambda r: statistics.median(r["train_s"]),
+    "validation (median s)": lambda r: statistics.median(r["eval_s"]),
+    "whole process wall (s)": lambda r: r["wall_s"],
+    "whole process CPU (s)": lambda r: r["cpu_s"],
+}
+FULL_METRICS = {
+    **METRICS,
+    "training to the best epoch (s)": to_best,
+}
+
+
+def summarize(pairs: list[dict], metrics: dict) -> list[dict]:
+    """Per metric: each pair's (ours, theirs, ours / theirs) and the ratios' median and range."""
+    rows = []
+    for name, fn in metrics.items():
+        values = [(fn(p["ours"]), fn(p["theirs"])) for p in pairs]
+        ratios = [o / t for o, t in values]
+        rows.append(
+            {
+                "metric": name,
+                "pairs": values,
+                "ratios": ratios,
+                "median": statistics.median(ratios),
+                "low": min(ratios),
+                "high": max(ratios),
+            }
+        )
+    return rows
+
+
+def _table(title: str, pairs: list[dict], metrics: dict) -> list[str]:
+    lines = [
+        f"### {title}",
+        "",
+        "| measure | "
+        + " | ".join(f"pair {i + 1} ours / theirs" for i in range(len(pairs)))
+        + " | ratio median (range) |",
+        "|---|" + "---|" * len(pairs) + "---|",
+    ]
+    for row in summarize(pairs, metrics):
+        cells = [f"{o:.2f} / {t:.2f} = {o / t:.2f}x" for o, t in row["pairs"]]
+        lines.append(
+            f"| {row['metric']} | {' | '.join(cells)} | "
+            f"**{row['median']:.2f}x** ({row['low']:.2f}-{row['high']:.2f}) |"
+        )
+    return lines
+
+
+def render(raw: dict) -> str:
+    lines = [
+        "## Ours vs the authors' code (`python -m benchmarks.vs_authors`)",
+        "",
+        f"Measured {raw['date']} on this machine ({raw['cpus']} CPU cores), command "
+        f"`{raw['command']}`. Frappe (official splits, `../shared/data/frappe`), reference "
+        "configuration on both sides, seed 2023; ours `python -m pipelines.train`, theirs "
+        "`../shared/peers/authors-tf4ctr/run.py` (their TF4CTRv2 / FuxiCTR DNN, their own "
+        "loop, CPU). Each pair runs both processes one after the other, the order alternating; "
+        "every ratio is ours / theirs within a pair (below 1: ours is faster).",
+        "",
+    ]
+    for model, runs in raw["short"].items():
+        lines += _table(
+            f"{model} ({PEER_MODELS[model]}), {raw['epochs']} epochs per run", runs, METRICS
+        )
+        lines.append("")
+    for model, runs in raw.get("full", {}).items():
+        lines += _table(
+            f"{model} ({PEER_MODELS[model]}), full runs to early stopping", runs, FULL_METRICS
+        )
+        lines.append("")
+        for i, p in enumerate(runs):
+            lines.append(
+                f"Pair {i + 1}: test AUC ours {p['ours']['test_auc']:.6f} (best epoch "
+                f"{p['ours']['best_epoch']} of {len(p['ours']['train_s'])}), theirs "
+                f"{p['theirs']['test_auc']:.6f} (best epoch {p['theirs']['best_epoch']} of "
+                f"{len(p['theirs']['train_s'])})."
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def measure(model: str, pairs: int, epochs: int | None, data_dir: Path) -> list[dict]:
+    """``pairs`` pairs of runs of ``model``, ours first in odd pairs, theirs first in even."""
+    out = []
+    for i in range(pairs):
+        order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
+        pair = {}
+        for side in order:
+            log.info("%s pair %d: %s", model, i + 1, side)
+            if side == "ours":
+                pair[side] = run_ours(model, epochs, data_dir)
+            else:
+                pair[side] = run_peer(model, epochs)
+        out.append(pair)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pairs", type=int, default=3, help="pairs of short runs per model")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of a short run")
+    p.add_argument("--models", nargs="+", default=list(PEER_MODELS), choices=list(PEER_MODELS))
+    p.add_argument("--full-pairs", type=int, default=3, help="pairs of full TF4CTR runs (0: none)")
+    p.add_argument("--data-dir", default=str(REPO / "data"), help="where ours prepares Frappe")
+    p.add_argument("--report-only", action="store_true", help="render the saved measurements")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.report_only:
+        raw = json.loads(RAW.read_text())
+    else:
+        data_dir = Path(args.data_dir)
+        for model in args.models:  # warm-up: our TFRecords, their CSVs and venv; not counted
+            run_ours(model, 1, data_dir)
+            run_peer(model, 1)
+        raw = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpus": os.cpu_count(),
+            "command": " ".join(["python -m benchmarks.vs_authors", *(argv or sys.argv[1:])]),
+            "epochs": args.epochs,
+            "short": {m: measure(m, args.pairs, args.epochs, data_dir) for m in args.models},
+        }
+        if args.full_pairs:
+            raw["full"] = {"tf4ctr": measure("tf4ctr", args.full_pairs, None, data_dir)}
+        write_atomic(RAW, json.dumps(raw, indent=1))
+    text = replace_section(RESULTS, "vs_authors", render(raw), title="# Ours vs the authors' code")
+    log.info("\n%s", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
