@@ -42,7 +42,7 @@ def main() -> None:
 
     from pipelines.data.prepare import prepare
     from pipelines.data.reader import make_dataset
-    from pipelines.training.common import build_from_config, compile_model, losses_for
+    from pipelines.training.common import build_from_config, compile_model
     from pipelines.training.config import resolve_config
     from pipelines.training.keras_fit import with_targets
 
@@ -64,7 +64,8 @@ def main() -> None:
         model = build_from_config(config, manifest)
         compile_model(model, config)
         data = with_targets(
-            make_dataset(dataset_dir, "train", config.train.batch_size, seed=1), losses_for(config)
+            make_dataset(dataset_dir, "train", config.train.batch_size, seed=1),
+            config.output_losses(),
         )
         model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, first allocations
         models[name] = (model, data)
