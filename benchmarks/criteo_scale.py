@@ -215,7 +215,7 @@ def child_train(data: str, mode: str, steps: int, warmup: int, batch: int) -> di
 
     from pipelines.data.manifest import load_manifest
     from pipelines.data.reader import make_dataset
-    from pipelines.training.common import build_from_config, compile_model, losses_for
+    from pipelines.training.common import build_from_config, compile_model
     from pipelines.training.config import resolve_config
     from pipelines.training.keras_fit import with_targets
 
@@ -226,7 +226,7 @@ def child_train(data: str, mode: str, steps: int, warmup: int, batch: int) -> di
     manifest = load_manifest(data)
     model = build_from_config(config, manifest)
     compile_model(model, config)
-    losses = losses_for(config)
+    losses = config.output_losses()
     stream = make_dataset(
         data, "train", t.batch_size, shuffle=True, seed=t.seed, repeat=True, drop_remainder=True
     )

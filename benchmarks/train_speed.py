@@ -2,9 +2,9 @@
 
 Both models use the reference Frappe configuration and the production input path (gzip
 TFRecords through ``pipelines.data.reader``); epochs alternate between the models so machine load
-hits both alike. Prints median seconds per training epoch, the TF4CTR/DNN ratio (paper Table VI:
-1.30x on KKBox) and the ratio to the authors' PyTorch code on this data and machine
-(tf4ctr_reference.md section 9: 12.4-14.3 s per epoch for TF4CTR, 9.5 s for DNN).
+hits both alike. Prints median seconds per training epoch and the TF4CTR/DNN ratio (paper Table
+VI: 1.30x on KKBox). The comparison with the authors' PyTorch code runs both in one benchmark
+run: ``python -m benchmarks.vs_authors``.
 
     python benchmarks/train_speed.py [--epochs 4] [--precision float32] [--jit]
 """
@@ -27,7 +27,6 @@ from benchmarks.report import replace_section  # noqa: E402
 from benchmarks.timing import batch_timer  # noqa: E402
 
 FRAPPE = REPO.parent / "shared" / "data" / "frappe"
-AUTHORS = {"tf4ctr": (12.4, 14.3), "dnn": (9.5, 9.5)}
 
 
 def main() -> None:
@@ -42,7 +41,7 @@ def main() -> None:
 
     from pipelines.data.prepare import prepare
     from pipelines.data.reader import make_dataset
-    from pipelines.training.common import build_from_config, compile_model, losses_for
+    from pipelines.training.common import build_from_config, compile_model
     from pipelines.training.config import resolve_config
     from pipelines.training.keras_fit import with_targets
 
@@ -64,7 +63,8 @@ def main() -> None:
         model = build_from_config(config, manifest)
         compile_model(model, config)
         data = with_targets(
-            make_dataset(dataset_dir, "train", config.train.batch_size, seed=1), losses_for(config)
+            make_dataset(dataset_dir, "train", config.train.batch_size, seed=1),
+            config.output_losses(),
         )
         model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, first allocations
         models[name] = (model, data)
@@ -84,28 +84,18 @@ def main() -> None:
         f"interleaved in one process, median of {args.epochs} after a warm-up epoch, first "
         "to last batch:",
         "",
-        "| model | s/epoch (median) | epochs timed | authors' PyTorch code, same data and machine "
-        "| ratio to the authors' |",
-        "|---|---|---|---|---|",
+        "| model | s/epoch (median) | epochs timed |",
+        "|---|---|---|",
     ]
     for name, t in times.items():
-        lo, hi = AUTHORS[name]
-        authors = f"{lo}-{hi} s" if lo != hi else f"{lo} s"
-        ratio = (
-            f"{med[name] / hi:.2f}-{med[name] / lo:.2f}x" if lo != hi else f"{med[name] / lo:.2f}x"
-        )
-        lines.append(
-            f"| {name} | {med[name]:.2f} | {', '.join(f'{x:.2f}' for x in t)} | "
-            f"{authors} | {ratio} |"
-        )
+        lines.append(f"| {name} | {med[name]:.2f} | {', '.join(f'{x:.2f}' for x in t)} |")
     lines += [
         "",
         f"TF4CTR / DNN: {med['tf4ctr'] / med['dnn']:.2f}x (paper Table VI: 1.30x on "
         "KKBox). The extra cost is the simple tower's FLOPs (about 1.5x the DNN's per "
         "sample with simple [400, 400] beside complex [400, 400, 400]); the input path is "
-        "not the bottleneck (see `pipeline.md`). The authors' times were measured in another "
-        "run on this machine, whose speed drifts over a day (it is shared): that ratio is "
-        "indicative, the TF4CTR / DNN ratio is measured side by side.",
+        "not the bottleneck (see `pipeline.md`). Against the authors' code, measured beside "
+        "ours in one run: `vs_authors.md` (`python -m benchmarks.vs_authors`).",
     ]
     print(replace_section(RESULTS, "speed", "\n".join(lines)))
 

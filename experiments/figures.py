@@ -113,13 +113,12 @@ def _train_data(dataset_dir, manifest, config, batch_size=None):
     import tensorflow as tf
 
     from pipelines.data.reader import make_dataset
-    from pipelines.training.common import losses_for
     from pipelines.training.keras_fit import with_targets
 
     batch_size = batch_size or config.train.batch_size
     steps = -(-manifest.splits["train"].rows // batch_size)
     data = make_dataset(dataset_dir, "train", batch_size, shuffle=True, seed=config.train.seed)
-    return with_targets(data, losses_for(config)).apply(
+    return with_targets(data, config.output_losses()).apply(
         tf.data.experimental.assert_cardinality(steps)
     )
 

@@ -35,19 +35,13 @@ def build_from_config(config: RunConfig, manifest: Manifest) -> keras.Model:
     )
 
 
-def losses_for(config: RunConfig) -> dict:
-    """Loss per named output: the fused ``ctr`` always, ``twin_logits`` for the TF loss (the
-    registered loss's builder, :func:`tf4ctr_keras.variants.output_losses`)."""
-    return config.output_losses()
-
-
 def compile_model(model: keras.Model, config: RunConfig) -> None:
     t = config.train
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=t.learning_rate, epsilon=t.adam_epsilon, global_clipnorm=t.clipnorm
         ),
-        loss=losses_for(config),
+        loss=config.output_losses(),
         jit_compile=bool(t.jit),
     )
 

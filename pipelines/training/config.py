@@ -84,8 +84,6 @@ ModelConfig = _section(
         ("encoder_options", Mapping[str, Any], dict),
     ],
 )
-# The variant hyperparameters of the model section, passed to the builder as they are.
-MODEL_HYPERPARAMETERS = tuple(hyperparameters())
 
 LossConfig = _section(
     "LossConfig",

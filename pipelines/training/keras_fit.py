@@ -16,7 +16,6 @@ from pipelines.training.common import (
     build_from_config,
     compile_model,
     finish_run,
-    losses_for,
     make_schedule,
     make_strategy,
     monitor_group_key,
@@ -52,7 +51,7 @@ def train_fit(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, v
         steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
         train_ds = with_targets(
             make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
-            losses_for(config),
+            config.output_losses(),
         ).apply(tf.data.experimental.assert_cardinality(steps))
         valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
         schedule = make_schedule(config, valid, run_dir)

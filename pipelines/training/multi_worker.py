@@ -43,7 +43,6 @@ from pipelines.training.common import (
     build_from_config,
     compile_model,
     finish_run,
-    losses_for,
     make_schedule,
     monitor_group_key,
 )
@@ -279,7 +278,7 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
         # the replicas in sync under a strategy, which would scale the loss twice here.
         losses = {
             name: loss.__class__.from_config({**loss.get_config(), "reduction": "sum"})
-            for name, loss in losses_for(config).items()
+            for name, loss in config.output_losses().items()
         }
         group_key = monitor_group_key(config, manifest)
         steps = steps_per_epoch(manifest.splits["train"].rows, t.batch_size, replicas, mode)

@@ -58,9 +58,6 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    def __fspath__(self) -> str:
-        return str(self.path)
-
     # -- paths --------------------------------------------------------------------------------
     @property
     def config_path(self) -> Path:
@@ -149,8 +146,3 @@ class RunDir:
 def config_text(config: RunConfig) -> str:
     """The resolved configuration as ``config.yaml`` holds it."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
-
-
-def prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool, write: bool = True) -> bool:
-    """:meth:`RunDir.prepare` for a path."""
-    return RunDir(run_dir).prepare(config, overwrite, write)

@@ -41,7 +41,7 @@ from pipelines.training.config import (
     parse_override,
     resolve_config,
 )
-from pipelines.training.rundir import RunDir, prepare_run_dir
+from pipelines.training.rundir import RunDir
 from tf4ctr_keras.variants import FUSIONS, LOSSES, SELECTORS
 
 log = logging.getLogger("pipelines.tune")
@@ -264,7 +264,7 @@ def make_tuner(
                 overrides["train.max_epochs"] = int(trial.hyperparameters["tuner/epochs"])
             config = base.replace(overrides)
             run_dir = Path(self.project_dir) / "runs" / trial.trial_id
-            if prepare_run_dir(run_dir, config, overwrite=False):
+            if RunDir(run_dir).prepare(config):
                 # Killed after the run wrote metrics.json, before keras-tuner recorded the
                 # trial: report the finished run instead of evaluating it again.
                 metrics = RunDir(run_dir).read_metrics()

@@ -81,16 +81,7 @@ def parse_libfm(
         parts = block.frame[name].astype(object).str.partition(":")
         values, missing, bad_mask = integers_from(parts[0])
         bad_mask |= missing | (parts[1] != ":").to_numpy() | (parts[2] == "").to_numpy()
-        if bad_mask.any():
-            block.reject(
-                bad_mask,
-                BAD_TOKEN,
-                bad_details(block.frame, bad_mask, name, "expected index:value, got"),
-            )
-            values = values[~bad_mask]
-        if ranges is not None:
-            values = reject_out_of_range(block, name, values, ranges[name])
-        block.frame[name] = int_strings(values)
+        _set_indices(block, name, values, bad_mask, BAD_TOKEN, "expected index:value, got", ranges)
     return block
 
 
@@ -111,17 +102,21 @@ def parse_index_csv(
     for name in fields:
         values, missing, bad_mask = integers_from(block.frame[name])
         bad_mask |= missing
-        if bad_mask.any():
-            block.reject(
-                bad_mask,
-                NON_NUMERIC,
-                bad_details(block.frame, bad_mask, name, "expected a feature index, got"),
-            )
-            values = values[~bad_mask]
-        if ranges is not None:
-            values = reject_out_of_range(block, name, values, ranges[name])
-        block.frame[name] = int_strings(values)
+        _set_indices(
+            block, name, values, bad_mask, NON_NUMERIC, "expected a feature index, got", ranges
+        )
     return block
+
+
+def _set_indices(block: Block, name: str, values, bad_mask, reason: str, expected: str, ranges):
+    """Rejects the rows of ``bad_mask`` (as ``reason``: "<expected> <value>") and those whose
+    index of ``name`` is outside its range, and stores the rest as the field's values."""
+    if bad_mask.any():
+        block.reject(bad_mask, reason, bad_details(block.frame, bad_mask, name, expected))
+        values = values[~bad_mask]
+    if ranges is not None:
+        values = reject_out_of_range(block, name, values, ranges[name])
+    block.frame[name] = int_strings(values)
 
 
 def reject_out_of_range(block: Block, name: str, values, bounds: tuple[int, int]):

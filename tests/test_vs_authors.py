@@ -1,0 +1,93 @@
+"""The side-by-side benchmark's bookkeeping (no timing here: the measurements are made-up
+records with known answers)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.vs_authors import FULL_METRICS, METRICS, parse_peer, render, summarize, to_best
+
+
+def _peer_output() -> str:
+    epochs = [
+        {"train_s": 10.0, "eval_s": 2.0, "val": {"AUC": 0.90, "gAUC": 0.80}},
+        {"train_s": 12.0, "eval_s": 1.0, "val": {"AUC": 0.95, "gAUC": 0.85}},  # best: 1.80
+        {"train_s": 11.0, "eval_s": 3.0, "val": {"AUC": 0.96, "gAUC": 0.83}},  # 1.79
+    ]
+    lines = ["building CSVs ...", "2026-12-01 12:00:00 some log line"]
+    lines += [json.dumps({"event": "epoch", "epoch": i + 1, **e}) for i, e in enumerate(epochs)]
+    done = {"event": "done", "model": "TF4CTRv2", "epochs": 3, "test": {"AUC": 0.9876}}
+    return "\n".join([*lines, json.dumps(done), ""])
+
+
+def test_the_peer_runner_output_is_read_with_its_best_epoch():
+    record = parse_peer(_peer_output())
+    assert record["train_s"] == [10.0, 12.0, 11.0]
+    assert record["eval_s"] == [2.0, 1.0, 3.0]
+    assert record["best_epoch"] == 2  # AUC + gAUC, the authors' monitor
+    assert record["test_auc"] == 0.9876
+    assert to_best(record) == 10.0 + 12.0 + 2.0 + 1.0
+
+
+def test_a_peer_run_without_a_done_line_is_an_error():
+    broken = "\n".join(_peer_output().splitlines()[:-1])
+    with pytest.raises(RuntimeError, match="no 'done' line"):
+        parse_peer(broken)
+
+
+def _record(train, evals, wall, cpu, best=1, auc=0.98):
+    return {
+        "train_s": train,
+        "eval_s": evals,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "best_epoch": best,
+        "test_auc": auc,
+    }
+
+
+def test_ratios_are_taken_pair_by_pair_then_summarized():
+    pairs = [
+        {
+            "ours": _record([9, 8, 7], [1, 1, 1], 40, 60),
+            "theirs": _record([10, 10, 10], [2] * 3, 50, 60),
+        },
+        {
+            "ours": _record([6, 6, 6], [1, 1, 1], 30, 45),
+            "theirs": _record([10, 12, 8], [2] * 3, 60, 50),
+        },
+        {
+            "ours": _record([5, 5, 5], [1, 1, 1], 20, 40),
+            "theirs": _record([5, 5, 5], [1] * 3, 40, 80),
+        },
+    ]
+    rows = {r["metric"]: r for r in summarize(pairs, METRICS)}
+    train = rows["train epoch (median s)"]
+    assert train["pairs"] == [(8, 10), (6, 10), (5, 5)]
+    assert train["ratios"] == [0.8, 0.6, 1.0]
+    assert (train["median"], train["low"], train["high"]) == (0.8, 0.6, 1.0)
+    wall = rows["whole process wall (s)"]
+    assert wall["ratios"] == [0.8, 0.5, 0.5] and wall["median"] == 0.5
+    assert rows["whole process CPU (s)"]["ratios"] == [1.0, 0.9, 0.5]
+    full = {r["metric"]: r for r in summarize(pairs, FULL_METRICS)}
+    assert full["training to the best epoch (s)"]["pairs"][0] == (10, 12)
+
+
+def test_the_report_states_date_command_and_each_pair():
+    pair = {"ours": _record([8.0], [1.0], 40.0, 50.0), "theirs": _record([10.0], [2.0], 50.0, 50.0)}
+    raw = {
+        "date": "2026-12-01 21:00 UTC",
+        "cpus": 2,
+        "command": "python -m benchmarks.vs_authors --pairs 1",
+        "epochs": 1,
+        "short": {"tf4ctr": [pair]},
+        "full": {"tf4ctr": [pair]},
+    }
+    text = render(raw)
+    assert "Measured 2026-12-01 21:00 UTC" in text
+    assert "`python -m benchmarks.vs_authors --pairs 1`" in text
+    assert "| train epoch (median s) | 8.00 / 10.00 = 0.80x | **0.80x** (0.80-0.80) |" in text
+    assert "| whole process wall (s) | 40.00 / 50.00 = 0.80x | **0.80x** (0.80-0.80) |" in text
+    assert "test AUC ours 0.980000 (best epoch 1 of 1), theirs 0.980000" in text
