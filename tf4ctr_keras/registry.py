@@ -158,6 +158,8 @@ class BuildContext:
         vocab_sizes: ordered mapping field -> number of ids.
         embedding_dim: d.
         sequence_fields: field -> ``"mean"``/``"sum"`` pooling, or None.
+        numeric_fields: names of the dense numeric fields (2-row fields of ``vocab_sizes``),
+            or None.
         embedding_l2: the embedding penalty lambda.
         dropout: dropout of every MLP.
         batch_norm: BatchNorm in every MLP.
@@ -176,6 +178,7 @@ class BuildContext:
     simple_units: Sequence[int] = (400, 400)
     complex_units: Sequence[int] = (400, 400, 400)
     fusion: str | None = None
+    numeric_fields: Sequence[str] | None = None
 
     def derive_seed(self, offset: int) -> int | None:
         """The seed of the model's part at `offset` (:func:`derive_seed`)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.field_embedding import FieldEmbedding, check_fields
+from tf4ctr_keras.layers.field_embedding import (
+    FieldEmbedding,
+    check_fields,
+    numeric_field_list,
+)
 from tf4ctr_keras.layers.utils import clone_initializer, get_initializer, serialize_initializer
 from tf4ctr_keras.registry import register
 
@@ -18,7 +22,8 @@ class LinearLogit(keras.layers.Layer):
 
     The reference's ``LogisticRegression``: one 1-dim embedding per field, summed, plus an
     optional bias. The table takes the same embedding L2 as the other tables (FuxiCTR 2.0.1
-    regularises every parameter named ``embedding_layer``, including this one).
+    regularises every parameter named ``embedding_layer``, including this one). A numeric field
+    contributes ``w_f[1] * x`` for a present value and ``w_f[0]`` when it is missing (NaN).
 
     Args:
         vocab_sizes: ordered mapping field -> number of ids.
@@ -26,8 +31,10 @@ class LinearLogit(keras.layers.Layer):
         sequence_fields, embedding_l2, seed: as :class:`FieldEmbedding`.
         embeddings_initializer: as :class:`FieldEmbedding` (default: normal, std 1e-4).
         bias_initializer: initializer of the bias. Default ``"zeros"``.
+        numeric_fields: as :class:`FieldEmbedding` (each a 2-row field). Default none.
 
-    Input: the id dict. Output: ``(batch, 1)`` float32.
+    Input: the id dict (numeric fields: float values, NaN = missing, as
+        :class:`FieldEmbedding`). Output: ``(batch, 1)`` float32.
 
     Example:
         >>> LinearLogit({"a": 3, "b": 2})({"a": np.array([2, 0]), "b": np.array([1, 1])}).shape
@@ -43,6 +50,7 @@ class LinearLogit(keras.layers.Layer):
         seed: int | None = None,
         embeddings_initializer=None,
         bias_initializer="zeros",
+        numeric_fields: Sequence[str] | None = None,
         **kwargs,
     ) -> None:
         # A logit: float32 under any mixed-precision policy, like the output heads.
@@ -51,8 +59,9 @@ class LinearLogit(keras.layers.Layer):
         self.vocab_sizes = dict(vocab_sizes)
         self.use_bias = bool(use_bias)
         self.sequence_fields = dict(sequence_fields or {})
+        self.numeric_fields = numeric_field_list(numeric_fields)
         self.embedding_l2 = embedding_l2
-        check_fields(self.vocab_sizes, 1, self.sequence_fields, embedding_l2)
+        check_fields(self.vocab_sizes, 1, self.sequence_fields, embedding_l2, self.numeric_fields)
         self.seed = seed
         self.embeddings_initializer = get_initializer(embeddings_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -62,6 +71,7 @@ class LinearLogit(keras.layers.Layer):
             self.vocab_sizes,
             1,
             sequence_fields=self.sequence_fields,
+            numeric_fields=self.numeric_fields,
             embedding_l2=self.embedding_l2,
             seed=self.seed,
             embeddings_initializer=self.embeddings_initializer,
@@ -95,6 +105,7 @@ class LinearLogit(keras.layers.Layer):
             vocab_sizes=self.vocab_sizes,
             use_bias=self.use_bias,
             sequence_fields=self.sequence_fields,
+            numeric_fields=self.numeric_fields,
             embedding_l2=self.embedding_l2,
             seed=self.seed,
             embeddings_initializer=serialize_initializer(self.embeddings_initializer),

@@ -7,12 +7,16 @@ in :data:`SELECTORS` with the hyperparameters the model builder passes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 from keras import ops
 
-from tf4ctr_keras.layers.field_embedding import FieldEmbedding, check_fields
+from tf4ctr_keras.layers.field_embedding import (
+    FieldEmbedding,
+    check_fields,
+    numeric_field_list,
+)
 from tf4ctr_keras.layers.mlp_block import MLPBlock
 from tf4ctr_keras.layers.utils import get_initializer, serialize_initializer
 from tf4ctr_keras.registry import (
@@ -27,7 +31,13 @@ from tf4ctr_keras.registry import (
 
 
 class _SampleSelector(keras.layers.Layer):
-    """Shared constructor and config for the selectors (not registered: abstract)."""
+    """Shared constructor and config for the selectors (not registered: abstract).
+
+    Every selector takes ``vocab_sizes``, ``embedding_dim``, ``sequence_fields``,
+    ``embedding_l2``, ``seed``, ``embeddings_initializer`` and ``numeric_fields`` as
+    :class:`FieldEmbedding`, and its input is FieldEmbedding's: the dict of ids (numeric
+    fields: float values, NaN = missing).
+    """
 
     def __init__(
         self,
@@ -37,22 +47,31 @@ class _SampleSelector(keras.layers.Layer):
         embedding_l2: float = 0.0,
         seed: int | None = None,
         embeddings_initializer=None,
+        numeric_fields: Sequence[str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.vocab_sizes = dict(vocab_sizes)
         self.embedding_dim = embedding_dim
         self.sequence_fields = dict(sequence_fields or {})
+        self.numeric_fields = numeric_field_list(numeric_fields)
         self.embedding_l2 = embedding_l2
         self.seed = seed
         self.embeddings_initializer = get_initializer(embeddings_initializer)
-        check_fields(self.vocab_sizes, embedding_dim, self.sequence_fields, embedding_l2)
+        check_fields(
+            self.vocab_sizes,
+            embedding_dim,
+            self.sequence_fields,
+            embedding_l2,
+            self.numeric_fields,
+        )
 
     def _embedding(self, dim: int, name: str, offset: int) -> FieldEmbedding:
         embedding = FieldEmbedding(
             self.vocab_sizes,
             dim,
             sequence_fields=self.sequence_fields,
+            numeric_fields=self.numeric_fields,
             embedding_l2=self.embedding_l2,
             seed=derive_seed(self.seed, offset),
             embeddings_initializer=self.embeddings_initializer,
@@ -90,6 +109,7 @@ class _SampleSelector(keras.layers.Layer):
             vocab_sizes=self.vocab_sizes,
             embedding_dim=self.embedding_dim,
             sequence_fields=self.sequence_fields,
+            numeric_fields=self.numeric_fields,
             embedding_l2=self.embedding_l2,
             seed=self.seed,
             embeddings_initializer=serialize_initializer(self.embeddings_initializer),
@@ -109,7 +129,8 @@ class SeparateEmbeddingSelector(_SampleSelector):
         vocab_sizes: ordered mapping field -> number of ids.
         embedding_dim: complex-side width ``d``. Default 16.
         simple_embedding_dim: simple-side width. Default ``embedding_dim // 2``.
-        sequence_fields, embedding_l2, seed, embeddings_initializer: as :class:`FieldEmbedding`.
+        sequence_fields, numeric_fields, embedding_l2, seed, embeddings_initializer: as
+            :class:`FieldEmbedding`.
 
     Output: ``((batch, fields, simple_embedding_dim), (batch, fields, embedding_dim))``.
     """
@@ -161,7 +182,8 @@ class GatedSampleSelector(_SampleSelector):
     (they sum to ``h``). The gate runs in float32.
 
     Args:
-        vocab_sizes, embedding_dim, sequence_fields, embedding_l2, seed: as the other selectors.
+        vocab_sizes, embedding_dim, sequence_fields, numeric_fields, embedding_l2, seed: as the
+            other selectors.
         dropout: dropout of the gate's hidden layer (the model's dropout in the reference).
         batch_norm: BatchNorm in the gate's hidden layer. Default True.
     """
@@ -205,7 +227,8 @@ class MMoESampleSelector(_SampleSelector):
     k in {simple, complex}, reshaped back to ``(batch, fields, dim)``.
 
     Args:
-        vocab_sizes, embedding_dim, sequence_fields, embedding_l2, seed: as the other selectors.
+        vocab_sizes, embedding_dim, sequence_fields, numeric_fields, embedding_l2, seed: as the
+            other selectors.
         num_experts: number of experts. Default 2 (the reference).
         dropout: dropout of the experts' and gates' hidden layers.
         batch_norm: BatchNorm in experts and gates. Default True.
@@ -279,6 +302,7 @@ def _common(context: BuildContext) -> dict:
     return dict(
         embedding_dim=context.embedding_dim,
         sequence_fields=context.sequence_fields,
+        numeric_fields=context.numeric_fields,
         embedding_l2=context.embedding_l2,
         seed=context.derive_seed(SELECTOR_SEED),
         name="selector",

@@ -1,8 +1,8 @@
 """Builders: configuration values in, a :class:`TF4CTR` model out.
 
 Configs stop here: layers never see a dataset spec or a config object. Every builder takes the
-ordered ``vocab_sizes`` (from the dataset manifest) plus explicit hyperparameters, and returns
-an uncompiled model. The parts come from the registries by name (:data:`SELECTORS`,
+ordered ``vocab_sizes`` (from the dataset manifest), the data-given ``sequence_fields`` and
+``numeric_fields``, plus explicit hyperparameters, and returns an uncompiled model. The parts come from the registries by name (:data:`SELECTORS`,
 :data:`FUSIONS`, :data:`ENCODERS`); each receives a :class:`BuildContext` and its own declared
 hyperparameters. :func:`build_model` dispatches by name through :data:`MODELS`.
 """
@@ -72,6 +72,7 @@ def build_tf4ctr(
     complex_units: Sequence[int] = (400, 400, 400),
     embedding_dim: int = 16,
     sequence_fields: Mapping[str, str] | None = None,
+    numeric_fields: Sequence[str] | None = None,
     embedding_l2: float = 0.0,
     dropout: float = 0.0,
     batch_norm: bool = True,
@@ -96,6 +97,8 @@ def build_tf4ctr(
         simple_units, complex_units: MLP widths.
         embedding_dim: d.
         sequence_fields: field -> ``"mean"``/``"sum"`` pooling for sequence inputs.
+        numeric_fields: names of the dense numeric fields: float inputs (NaN = missing), each
+            a key of ``vocab_sizes`` with size 2 (see :class:`FieldEmbedding`).
         embedding_l2: the reference's lambda (penalty lambda / 2 * ||E||^2).
         dropout: dropout of every MLP layer (towers, gates, experts).
         batch_norm: BatchNorm in every MLP.
@@ -117,6 +120,7 @@ def build_tf4ctr(
         vocab_sizes,
         embedding_dim=embedding_dim,
         sequence_fields=sequence_fields,
+        numeric_fields=numeric_fields,
         embedding_l2=embedding_l2,
         dropout=dropout,
         batch_norm=batch_norm,
@@ -148,7 +152,7 @@ def build_tf4ctr(
 COMMON_HYPERPARAMETERS = {
     f.name: f.default
     for f in dataclasses.fields(BuildContext)
-    if f.name not in ("vocab_sizes", "sequence_fields", "seed", "fusion")
+    if f.name not in ("vocab_sizes", "sequence_fields", "numeric_fields", "seed", "fusion")
 }
 DNN_HYPERPARAMETERS = {k: v for k, v in COMMON_HYPERPARAMETERS.items() if k != "simple_units"}
 PARALLEL_HYPERPARAMETERS = {**COMMON_HYPERPARAMETERS, "twin_output": False}
@@ -162,6 +166,7 @@ def _model_context(
     sequence_fields: Mapping[str, str] | None,
     seed: int | None,
     fusion: str | None = None,
+    numeric_fields: Sequence[str] | None = None,
 ) -> tuple[BuildContext, dict[str, Any], dict[str, Any]]:
     """Checks a baseline's keyword arguments and splits them: returns the build context, the
     model's own hyperparameters (``own``: name -> default) and the encoder options."""
@@ -174,7 +179,12 @@ def _model_context(
         if k in COMMON_HYPERPARAMETERS
     }
     context = BuildContext(
-        vocab_sizes, sequence_fields=sequence_fields, seed=seed, fusion=fusion, **shared
+        vocab_sizes,
+        sequence_fields=sequence_fields,
+        numeric_fields=numeric_fields,
+        seed=seed,
+        fusion=fusion,
+        **shared,
     )
     return context, values, encoder
 
@@ -183,13 +193,14 @@ def build_dnn(
     vocab_sizes: Mapping[str, int],
     *,
     sequence_fields: Mapping[str, str] | None = None,
+    numeric_fields: Sequence[str] | None = None,
     seed: int | None = None,
     name: str = "dnn",
     **hyperparameters,
 ) -> TF4CTR:
     """DNN: embeddings -> MLP -> logit (single tower, log loss).
 
-    Hyperparameters: :data:`DNN_HYPERPARAMETERS` (``complex_units``, ``embedding_dim``,
+    ``sequence_fields`` and ``numeric_fields`` are as :func:`build_tf4ctr`. Hyperparameters: :data:`DNN_HYPERPARAMETERS` (``complex_units``, ``embedding_dim``,
     ``embedding_l2``, ``dropout``, ``batch_norm``, with build_tf4ctr's defaults). Encoder
     options are accepted (and unused) so that one set of model options fits every model."""
     context, _, _ = _model_context(
@@ -197,6 +208,7 @@ def build_dnn(
         hyperparameters,
         DNN_HYPERPARAMETERS,
         sequence_fields=sequence_fields,
+        numeric_fields=numeric_fields,
         seed=seed,
     )
     return TF4CTR(
@@ -223,6 +235,7 @@ def parallel_model(kind: str, simple_side: SideBuilder, fusion: str = "sum"):
         vocab_sizes: Mapping[str, int],
         *,
         sequence_fields: Mapping[str, str] | None = None,
+        numeric_fields: Sequence[str] | None = None,
         seed: int | None = None,
         name: str | None = None,
         **hyperparameters,
@@ -232,6 +245,7 @@ def parallel_model(kind: str, simple_side: SideBuilder, fusion: str = "sum"):
             hyperparameters,
             PARALLEL_HYPERPARAMETERS,
             sequence_fields=sequence_fields,
+            numeric_fields=numeric_fields,
             seed=seed,
             fusion=FUSIONS.canonical(fusion),
         )
@@ -252,7 +266,8 @@ def parallel_model(kind: str, simple_side: SideBuilder, fusion: str = "sum"):
     builder.__name__ = builder.__qualname__ = f"build_{kind}"
     builder.__doc__ = (
         f"The {kind} baseline as a parallel TF4CTR composition (shared embedding, {fusion} "
-        "fusion); ``twin_output=True`` adds a logit head per tower for the TF loss."
+        "fusion); ``twin_output=True`` adds a logit head per tower for the TF loss. "
+        "``sequence_fields`` and ``numeric_fields`` are as :func:`build_tf4ctr`."
     )
     return builder
 
@@ -283,8 +298,9 @@ def _xdeepfm_side(context: BuildContext, options) -> SimpleSide:
 
 def _defaults(builder: Callable, extra: Mapping[str, Any]) -> dict[str, Any]:
     """A model's hyperparameters: its builder's keyword defaults (not the data-given
-    ``sequence_fields``, ``seed`` and ``name``) and the parts' options it accepts."""
-    skip = {"sequence_fields", "seed", "name"}
+    ``sequence_fields`` and ``numeric_fields``, nor ``seed`` and ``name``) and the parts'
+    options it accepts."""
+    skip = {"sequence_fields", "numeric_fields", "seed", "name"}
     own = {
         p.name: p.default
         for p in inspect.signature(builder).parameters.values()
@@ -322,5 +338,8 @@ for _kind, _side, _fusion, _aliases in (
 
 def build_model(name: str, vocab_sizes: Mapping[str, int], **hparams) -> TF4CTR:
     """Builds a model by name: ``tf4ctr``, ``dnn``, ``dualmlp``, ``widedeep``, ``deepfm``,
-    ``dcn``, ``dcnv2``, ``xdeepfm`` or ``autoint``. Unknown names raise with the valid list."""
+    ``dcn``, ``dcnv2``, ``xdeepfm`` or ``autoint``. Unknown names raise with the valid list.
+
+    ``hparams`` include the data-given ``sequence_fields`` and ``numeric_fields`` (see
+    :func:`build_tf4ctr`), which every model takes."""
     return MODELS.get(name).builder(vocab_sizes, **hparams)

@@ -60,6 +60,7 @@ def linear_logit(context: BuildContext, use_bias: bool = True) -> LinearLogit:
         context.vocab_sizes,
         use_bias=use_bias,
         sequence_fields=context.sequence_fields,
+        numeric_fields=context.numeric_fields,
         embedding_l2=context.embedding_l2,
         seed=context.derive_seed(77),
         name="wide",
