@@ -1,6 +1,52 @@
-"""Entry point: ``python -m pipelines.tune`` runs :func:`pipelines.training.tune.main`."""
+"""Entry point: ``python -m pipelines.tune`` / ``tf4ctr-tune``; the search itself is
+:func:`pipelines.training.tune.run`.
 
-from pipelines.training.tune import main
+The parser lives here, not in :mod:`pipelines.training.tune` (whose search space is read from
+the variant registries, so importing it loads Keras and TensorFlow): building it, and so
+``--help``, imports neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.data.schema import bundled_names  # stdlib + PyYAML only
+from pipelines.training.choices import TUNERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.tune",
+        description="Search TF4CTR hyperparameters with keras-tuner.",
+    )
+    p.add_argument(
+        "--dataset",
+        help=f"a bundled dataset: {', '.join(bundled_names())} (required unless --schema or "
+        "--config names one)",
+    )
+    p.add_argument(
+        "--schema",
+        metavar="PATH",
+        help="a dataset schema YAML; the dataset is the schema's `name` (with or instead of "
+        "--dataset)",
+    )
+    p.add_argument("--data", help="raw or prepared data (as pipelines.training.cli)")
+    p.add_argument("--tuner", choices=TUNERS, default="bayesian")
+    p.add_argument("--max-trials", type=int, default=12)
+    p.add_argument("--tune-dir", help="default tune/<dataset>-<tuner>")
+    p.add_argument("--space", help="YAML narrowing the search space")
+    p.add_argument("--config", help="YAML overriding the dataset's reference config")
+    p.add_argument("--seed", type=int, default=2023, help="seed of the search and the trials")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipelines.training.tune import run  # TensorFlow, Keras, keras-tuner: after parsing
+
+    return run(args)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

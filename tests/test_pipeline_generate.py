@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import OneHotEncoder
 
 from pipelines.data import generate_criteo, load_manifest
-from pipelines.data.generate import BLOCK_ROWS, main
+from pipelines.data.generate import BLOCK_ROWS
 from pipelines.data.prepare import prepare
+from pipelines.generate import main
 from tests.pipeline_fixtures import generated_criteo, read_split  # noqa: F401 (fixture)
 
 

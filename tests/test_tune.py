@@ -155,7 +155,7 @@ def test_restart_never_trains_a_finished_trial_again_and_refuses_other_settings(
     with the trial still "ongoing" after the trial is COMPLETED (and only rewrites it when the
     next trial starts), and a kill after ``metrics.json`` but before keras-tuner records the
     trial leaves it RUNNING. Neither may train the trial again."""
-    from pipelines.training.tune import main
+    from pipelines.tune import main
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"simple_tower": "A", "fusion": ["wsf", "sum", "cf"]}))
@@ -205,7 +205,7 @@ def test_trial_killed_before_the_oracle_saved_it_runs_after_a_restart(
     the oracle reloads a RUNNING trial it never started. It must run, not be lost."""
     from keras_tuner.src.engine import oracle as oracle_module
 
-    from pipelines.training.tune import main
+    from pipelines.tune import main
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"simple_tower": "A", "fusion": ["wsf", "sum", "cf"]}))

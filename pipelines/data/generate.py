@@ -19,12 +19,10 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from pipelines.data import fileio
 
@@ -264,20 +262,3 @@ def generate_criteo(path: str, rows: int, seed: int = 0) -> str:
         "Wrote %d Criteo-format rows to %s in %.1f s", rows, path, time.perf_counter() - start
     )
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Generate Criteo-format data (label from a known model)."
-    )
-    parser.add_argument("--rows", type=int, required=True, help="number of rows")
-    parser.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
-    parser.add_argument("--out", required=True, help="output file; gzip if it ends with .gz")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    generate_criteo(args.out, args.rows, args.seed)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

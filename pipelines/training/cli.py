@@ -6,6 +6,7 @@ Examples::
     python -m pipelines.train --dataset frappe --data ../shared/data/frappe
     python -m pipelines.train --dataset frappe --data ../shared/data/frappe --model dualmlp
     python -m pipelines.train --dataset frappe --data ... --alpha 0.3 --set model.dropout=0.1
+    python -m pipelines.train --schema my_data.yaml --data /path/to/raw   # your own dataset
 
 A run directory (default ``runs/<dataset>/<model>-<config hash>``) receives the resolved
 config, per-epoch checkpoints, TensorBoard logs, ``history.csv`` and ``metrics.json``. Running
@@ -22,21 +23,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.training.config import (
-    DATASETS,
-    LOSSES,
-    PRECISIONS,
-    STRATEGIES,
-    ConfigError,
-    RunConfig,
-    parse_override,
-    raw_config,
-    resolve_config,
-)
-from pipelines.training.rundir import RunDir, default_run_dir
-from tf4ctr_keras.variants import MODELS
+from pipelines.data.schema import bundled_names  # stdlib + PyYAML only
+from pipelines.training.choices import PRECISIONS, STRATEGIES
+
+if TYPE_CHECKING:
+    from pipelines.training.config import RunConfig
+
+# Building the parser (and so ``--help``) imports neither TensorFlow nor Keras: the config, the
+# registries and the data pipeline are imported once the arguments are parsed. Options whose valid
+# values come from a registry or from the bundled schemas (--dataset, --model, --loss, ...) take
+# no argparse choices; the config validation refuses an unknown name, listing the valid ones.
 
 log = logging.getLogger("pipelines.train")
 
@@ -62,6 +60,7 @@ FLAG_KEYS = {
     "embedding_l2": "model.embedding_l2",
     "dropout": "model.dropout",
     "data": "data.path",
+    "schema": "data.schema",
     "data_dir": "data.data_dir",
     "rows": "data.generated_rows",
 }
@@ -80,14 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train TF4CTR or a baseline with the reference schedule.",
     )
     p.add_argument(
-        "--dataset", choices=DATASETS, help="dataset spec (required unless --config names one)"
+        "--dataset",
+        help=f"a bundled dataset: {', '.join(bundled_names())} (required unless --schema or "
+        "--config names one)",
+    )
+    p.add_argument(
+        "--schema",
+        metavar="PATH",
+        help="a dataset schema YAML; the dataset is the schema's `name` (with or instead of "
+        "--dataset)",
     )
     p.add_argument(
         "--data",
         help="raw data (file or directory) or a prepared dataset directory; "
         "without it, --dataset criteo trains on generated data",
     )
-    p.add_argument("--model", help=", ".join(MODELS.names()))
+    p.add_argument(
+        "--model", help="tf4ctr (default) or a baseline; an unknown name lists the valid ones"
+    )
     p.add_argument("--config", help="YAML overriding the dataset's reference config")
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping still applies)")
     p.add_argument("--seed", type=int)
@@ -105,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where raw data is prepared (default data/)")
     p.add_argument("--rows", type=int, help="rows of generated Criteo data (no --data)")
     g = p.add_argument_group("hyperparameters")
-    g.add_argument("--loss", choices=LOSSES)
+    g.add_argument("--loss", help="auto (default) or a registered loss")
     g.add_argument("--alpha", type=float)
     g.add_argument("--c", type=float)
     g.add_argument("--gamma", type=float)
@@ -130,10 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from pipelines.training.config import resolve_config
+
     return resolve_config(args.dataset, args.config, overrides_from_args(args))
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    from pipelines.training.config import parse_override
+
     overrides: dict[str, Any] = {}
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag, None)
@@ -151,6 +164,8 @@ def start_multi_worker(args: argparse.Namespace):
     """Creates MultiWorkerMirroredStrategy when the run asks for it, before anything else runs
     TensorFlow (collective ops are configured at program start); returns the cluster role or
     None."""
+    from pipelines.training.config import ConfigError, raw_config
+
     raw = raw_config(args.dataset, args.config, overrides_from_args(args))
     if raw.get("train", {}).get("strategy") != "multi_worker":
         return None
@@ -176,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipelines.training.config import ConfigError
+    from pipelines.training.rundir import RunDir, default_run_dir
+
     try:
         role = start_multi_worker(args)
         config = config_from_args(args)

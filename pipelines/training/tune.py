@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ import yaml
 
 from pipelines.data.fileio import write_atomic
 from pipelines.training.config import (
-    DATASETS,
     ConfigError,
     RunConfig,
     load_yaml,
@@ -74,7 +72,6 @@ SPACE: dict[str, tuple[str, Any]] = {
     "learning_rate": ("train.learning_rate", [5e-4, 1e-3, 2e-3]),
 }
 OBJECTIVE = "val_monitor"
-TUNERS = ("bayesian", "hyperband", "random")
 
 
 def atomic_tuner_state() -> None:
@@ -313,7 +310,9 @@ def write_results(tuner, base: RunConfig, tune_dir: Path) -> dict:
         raise RuntimeError(f"No trial of {tune_dir} completed.")
     best = rows[0]
     config = base.replace(overrides_for(best["params"])).to_dict()
-    config.pop("data")  # machine-specific; pass --data to pipelines.training.cli
+    data = config.pop("data")  # machine-specific; pass --data to pipelines.training.cli
+    if data.get("schema"):  # a user dataset: `dataset:` alone would not resolve
+        config["data"] = {"schema": data["schema"]}
     header = (
         f"# best of {len(rows)} trial(s) in {tune_dir} (trial {best['trial']}, valid "
         f"{base.train.monitor} {best[OBJECTIVE]:.6f}).\n"
@@ -341,25 +340,8 @@ def write_results(tuner, base: RunConfig, tune_dir: Path) -> dict:
     return best
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.tune",
-        description="Search TF4CTR hyperparameters with keras-tuner.",
-    )
-    p.add_argument("--dataset", choices=DATASETS, required=True)
-    p.add_argument("--data", help="raw or prepared data (as pipelines.training.cli)")
-    p.add_argument("--tuner", choices=TUNERS, default="bayesian")
-    p.add_argument("--max-trials", type=int, default=12)
-    p.add_argument("--tune-dir", help="default tune/<dataset>-<tuner>")
-    p.add_argument("--space", help="YAML narrowing the search space")
-    p.add_argument("--config", help="YAML overriding the dataset's reference config")
-    p.add_argument("--seed", type=int, default=2023, help="seed of the search and the trials")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Runs (or resumes) the search that the parsed arguments describe; returns the exit code."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -371,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["train.seed"] = args.seed
         if args.data:
             overrides["data.path"] = args.data
+        if args.schema:
+            overrides["data.schema"] = args.schema
         base = resolve_config(args.dataset, args.config, overrides)
         space = load_space(args.space)
         import keras_tuner
@@ -379,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.training.inputs import resolve_dataset
 
         dataset_dir = resolve_dataset(base)
-        tune_dir = Path(args.tune_dir or Path("tune") / f"{args.dataset}-{args.tuner}").resolve()
+        # The dataset's name: --dataset, the schema's `name` or the config's `dataset:`.
+        tune_dir = Path(args.tune_dir or Path("tune") / f"{base.dataset}-{args.tuner}").resolve()
         check_tuner_state(tune_dir)
         check_search_identity(
             tune_dir,
@@ -408,7 +393,3 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
