@@ -100,7 +100,11 @@ def default_data(dataset: str) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dataset", help="a bundled dataset")
+    which.add_argument(
+        "--schema", help="a dataset schema YAML (the study's dataset is its name; pass --data)"
+    )
     p.add_argument("--data", help="raw or prepared data (default ../shared/data/<dataset>)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 2023.. per cell (default 1)")
     p.add_argument(
@@ -140,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_study(args: argparse.Namespace) -> Study:
+    if args.schema:  # every run of the study gets data.schema; the dataset is the schema's name
+        from pipelines.data.schema import load_schema
+
+        schema = Path(args.schema).resolve()
+        args.dataset = load_schema(schema).name
+        args.set = [*args.set, f"data.schema={schema}"]
     data = args.data or default_data(args.dataset)
     if data is None:
         raise SystemExit(f"No data for {args.dataset}: pass --data (raw or prepared directory).")

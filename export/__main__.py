@@ -16,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-base-path", required=True, help="TF Serving's --model_base_path root")
     p.add_argument("--model-name", help="default <model>_<dataset>")
     p.add_argument("--version", type=int, help="default: the next integer")
-    p.add_argument("--sequence-separator", default="|")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
             args.model_base_path,
             args.model_name,
             args.version,
-            args.sequence_separator,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         logging.error("%s", error)

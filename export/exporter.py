@@ -96,7 +96,6 @@ def export_run(
     model_base_path: str | Path,
     model_name: str | None = None,
     version: int | None = None,
-    sequence_separator: str = "|",
 ) -> Path:
     """Writes ``model_base_path/model_name/version/`` atomically and returns its path."""
     run_dir = Path(run_dir)
@@ -113,11 +112,11 @@ def export_run(
         )
     # the version appears whole or not at all (TF Serving ignores the non-integer temp name)
     with atomic_directory(final) as tmp:
-        server = RawFeatureServer(model, manifest, sequence_separator=sequence_separator)
+        server = RawFeatureServer(model, manifest)
         tf.saved_model.save(server, str(tmp), signatures=server.signatures())
         extra = tmp / "assets.extra"
         extra.mkdir()
-        raw = RawDecoder(manifest, sequence_separator).decode(sample_ids(manifest, "test", 64))
+        raw = RawDecoder(manifest).decode(sample_ids(manifest, "test", 64))
         with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
             for record in warmup_requests(server, manifest, model_name, raw):
                 writer.write(record.SerializeToString())

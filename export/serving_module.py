@@ -12,26 +12,16 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pipelines.data.datasets.criteo import LOG_SQUARED, log_squared_tf
-from pipelines.data.datasets.kkbox import (
-    AGE_BUCKET,
-    ISRC_COUNTRY,
-    bucketize_age_tf,
-    isrc_country_tf,
-)
+from pipelines.data.hashing import hashing_layer
 from pipelines.data.manifest import FieldInfo, Manifest
+from pipelines.data.transforms import get_transform
 
 OUTPUT_NAME = "ctr_probability"
 EXAMPLES_INPUT = "examples"
 SERVING_SIGNATURE = "serving_default"
+# A decimal number as pandas.to_numeric reads one (what `dtype: int` accepts in preprocessing).
+NUMBER_PATTERN = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
 EXAMPLES_SIGNATURE = "predict_examples"
-# In-graph versions of the raw-value transforms dataset specs record in the manifest:
-# name -> (dtype clients send, function raw tensor -> vocabulary key).
-TRANSFORMS = {
-    LOG_SQUARED: (tf.float64, lambda v: tf.strings.as_string(log_squared_tf(v))),
-    AGE_BUCKET: (tf.float64, bucketize_age_tf),
-    ISRC_COUNTRY: (tf.string, isrc_country_tf),
-}
 
 
 def input_dtype(field: FieldInfo) -> tf.DType:
@@ -40,9 +30,13 @@ def input_dtype(field: FieldInfo) -> tf.DType:
     float64 holds every integer up to 2**53 exactly, so in-graph bucketing agrees with the
     pipeline's (float32 would round Criteo counts above 2**24 at bucket edges).
     """
-    if field.transform is not None:
-        return TRANSFORMS[field.transform][0]
-    return tf.float64 if field.kind == "numeric-bucketed" else tf.string
+    return tf.float64 if field.is_numeric else tf.string
+
+
+def schema_fields(manifest: Manifest) -> dict[str, dict]:
+    """The schema's field entries by name (``{}`` for manifests written before schemas)."""
+    schema = manifest.schema or {}
+    return {f["name"]: f for f in schema.get("fields", [])}
 
 
 class RawFeatureServer(tf.Module):
@@ -50,21 +44,30 @@ class RawFeatureServer(tf.Module):
 
     Args:
         model: the trained Keras model (``{field: ids} -> {"ctr", ...}``).
-        manifest: the manifest of the dataset the model was trained on.
-        sequence_separator: separator of raw sequence cells (KKBox: ``"|"``).
+        manifest: the manifest of the dataset the model was trained on; its schema and the
+            transform registry define every step from raw value to model input.
     """
 
-    def __init__(self, model: keras.Model, manifest: Manifest, sequence_separator: str = "|"):
+    def __init__(self, model: keras.Model, manifest: Manifest):
         super().__init__(name="raw_feature_server")
-        for field in manifest.fields:
-            if field.transform is not None and field.transform not in TRANSFORMS:
-                raise ValueError(
-                    f"Field `{field.name}` uses transform `{field.transform}`, which the serving "
-                    f"graph does not implement (known: {sorted(TRANSFORMS)})."
-                )
         self.model = model
         self.fields = list(manifest.fields)
-        self.sequence_separator = sequence_separator
+        declared = schema_fields(manifest)
+        self.dtypes = {f.name: declared.get(f.name, {}).get("dtype") for f in self.fields}
+        # Every transform is resolved (and refused, naming it, without a TensorFlow form)
+        # before anything is traced.
+        self.transforms = {}
+        for field in self.fields:
+            if field.transform is None:
+                continue
+            transform = get_transform(field.transform)
+            if transform.tensorflow is None:
+                raise ValueError(
+                    f"Field `{field.name}` uses transform `{field.transform}`, which has no "
+                    "TensorFlow form, so the serving graph cannot apply it (add one in "
+                    "pipelines/data/transforms.py)."
+                )
+            self.transforms[field.name] = transform
         self.tables = {
             field.name: tf.lookup.StaticHashTable(
                 tf.lookup.TextFileInitializer(
@@ -77,6 +80,12 @@ class RawFeatureServer(tf.Module):
                 default_value=-1,
             )
             for field in self.fields
+            if field.vocab_file is not None
+        }
+        self.hashers = {
+            field.name: hashing_layer(field.hash_buckets)
+            for field in self.fields
+            if field.hash_buckets
         }
         raw_spec = {f.name: tf.TensorSpec([None], input_dtype(f), name=f.name) for f in self.fields}
         self.serve = tf.function(self._serve, input_signature=[raw_spec])
@@ -102,24 +111,48 @@ class RawFeatureServer(tf.Module):
         # by name and never as a shape error deep inside the model.
         with tf.control_dependencies(checks):
             raw = {field.name: tf.identity(raw[field.name]) for field in self.fields}
-        ids = {}
-        for field in self.fields:
-            values = raw[field.name]
-            table = self.tables[field.name]
-            if field.kind == "sequence":
-                tokens = tf.strings.strip(tf.strings.split(values, self.sequence_separator))
-                tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
-                tokens = tokens[:, : field.max_len]
-                seq = tf.ragged.map_flat_values(lambda t, tb=table: tb.lookup(t) + 2, tokens)
-                ids[field.name] = seq.to_tensor(default_value=0, shape=[None, field.max_len])
-            elif field.transform is not None:
-                keys = TRANSFORMS[field.transform][1](values)
-                if input_dtype(field) == tf.float64:  # a missing number is OOV
-                    keys = tf.where(tf.math.is_nan(values), "", keys)
-                ids[field.name] = table.lookup(keys) + 1
-            else:
-                ids[field.name] = table.lookup(values) + 1
-        return ids
+        return {field.name: self.encode_field(field, raw[field.name]) for field in self.fields}
+
+    def _ids(self, field: FieldInfo, keys: tf.Tensor) -> tf.Tensor:
+        """Vocabulary line (or hash bucket) of each key; -1 when not in the vocabulary."""
+        if field.hash_buckets:
+            return tf.cast(self.hashers[field.name](keys), tf.int64)
+        return self.tables[field.name].lookup(keys)
+
+    def encode_field(self, field: FieldInfo, values: tf.Tensor) -> tf.Tensor:
+        """One field's raw values -> what the pipeline wrote (see pipelines.data.datasets.spec)."""
+        transform = self.transforms.get(field.name)
+        if field.is_sequence:
+            tokens = tf.strings.strip(tf.strings.split(values, field.separator))
+            tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+            tokens = tokens[:, : field.max_len]
+            seq = tf.ragged.map_flat_values(lambda t: self._ids(field, t) + 2, tokens)
+            return seq.to_tensor(default_value=0, shape=[None, field.max_len])
+        if field.is_numeric:
+            x = tf.cast(values, tf.float64)
+            if transform is not None:
+                x = transform.apply_tf(x)
+            x = tf.where(tf.math.is_finite(x), x, tf.constant(float("nan"), tf.float64))
+            if field.is_dense:
+                norm = field.normalization
+                return tf.cast((x - norm["shift"]) / norm["scale"], tf.float32)
+            missing = tf.math.is_nan(x)
+            whole = tf.cast(tf.floor(tf.where(missing, tf.zeros_like(x), x)), tf.int64)
+            keys = tf.where(missing, "", tf.strings.as_string(whole))
+        else:
+            keys = tf.strings.strip(values)
+            if self.dtypes[field.name] == "int":  # the pipeline's canonical integers: "007" -> "7"
+                numeric = tf.strings.regex_full_match(keys, NUMBER_PATTERN)
+                number = tf.strings.to_number(tf.where(numeric, keys, "0"), tf.float64)
+                ok = numeric & tf.equal(tf.floor(number), number) & tf.math.is_finite(number)
+                as_int = tf.strings.as_string(tf.cast(tf.where(ok, number, 0.0), tf.int64))
+                keys = tf.where(ok & tf.not_equal(keys, ""), as_int, "")
+            if transform is not None:
+                keys = transform.apply_tf(keys)
+        found = self._ids(field, keys)
+        if field.hash_buckets:
+            return tf.where(tf.equal(keys, ""), tf.constant(0, tf.int64), found + 1)
+        return found + 1
 
     def predict_ids(self, ids: dict[str, tf.Tensor]) -> tf.Tensor:
         outputs = self.model(ids, training=False)

@@ -1,6 +1,6 @@
-"""Entry point: ``python -m pipelines.prepare`` runs :func:`pipelines.data.prepare.main`."""
+"""Entry point: ``python -m pipelines.prepare`` runs :func:`pipelines.data.prepare_cli.main`."""
 
-from pipelines.data.prepare import main
+from pipelines.data.prepare_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

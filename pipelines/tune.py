@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.data.schema import bundled_names  # stdlib + PyYAML only
-from pipelines.training.choices import TUNERS
+from pipelines.training.choices import TUNERS, add_dataset_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,17 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.tune",
         description="Search TF4CTR hyperparameters with keras-tuner.",
     )
-    p.add_argument(
-        "--dataset",
-        help=f"a bundled dataset: {', '.join(bundled_names())} (required unless --schema or "
-        "--config names one)",
-    )
-    p.add_argument(
-        "--schema",
-        metavar="PATH",
-        help="a dataset schema YAML; the dataset is the schema's `name` (with or instead of "
-        "--dataset)",
-    )
+    add_dataset_arguments(p)
     p.add_argument("--data", help="raw or prepared data (as pipelines.training.cli)")
     p.add_argument("--tuner", choices=TUNERS, default="bayesian")
     p.add_argument("--max-trials", type=int, default=12)

@@ -10,11 +10,10 @@ import tensorflow as tf
 
 from export import EXAMPLES_SIGNATURE, OUTPUT_NAME, SERVING_SIGNATURE, export_run, next_version
 from export.exporter import WARMUP_FILE
-from export.raw_rows import RawDecoder, representative_raw_number
-from pipelines.data.datasets.criteo import log_squared as numpy_log_squared
-from pipelines.data.datasets.criteo import log_squared_tf
+from export.raw_rows import RawDecoder
 from pipelines.data.manifest import load_manifest
 from pipelines.data.reader import make_dataset
+from pipelines.data.transforms import LOG_SQUARED
 from tests.conftest import train_small_run
 
 
@@ -187,14 +186,14 @@ def test_in_graph_log_squared_equals_the_pipelines_transform_on_raw_integers():
     edges = np.exp(np.sqrt(np.arange(1, 800)))
     near = np.floor(edges[edges < 2.0**40])[:, None] + np.arange(-2, 3)[None, :]
     values = np.concatenate([np.arange(-3, 3_000_000), near.ravel(), [2.0**24 + 1, 2.0**31 + 3]])
-    got = log_squared_tf(tf.constant(values, tf.float64)).numpy()
-    np.testing.assert_array_equal(got, numpy_log_squared(values).astype(np.int64))
+    got = LOG_SQUARED.apply_tf(tf.constant(values, tf.float64)).numpy()
+    np.testing.assert_array_equal(got, LOG_SQUARED.apply(values))
 
 
 @pytest.mark.parametrize("token", ["-1", "0", "2", "3", "7", "25", "150"])
 def test_representative_raw_numbers_transform_back_to_their_token(token):
-    value = representative_raw_number(token)
-    assert int(numpy_log_squared(np.array([value]))[0]) == int(token)
+    value = LOG_SQUARED.raw_for(token)
+    assert int(LOG_SQUARED.apply(np.array([value]))[0]) == int(token)
 
 
 @pytest.mark.slow

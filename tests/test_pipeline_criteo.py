@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from pipelines.data import load_manifest
-from pipelines.data.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared
 from pipelines.data.prepare import hash_split, prepare
+from pipelines.data.transforms import LOG_SQUARED
 from tests.pipeline_fixtures import CRITEO_SAMPLE, read_split, require_shared, vocab_ids, write_text
 
+INTEGER_FIELDS = tuple(f"I{i}" for i in range(1, 14))
+CATEGORICAL_FIELDS = tuple(f"C{i}" for i in range(1, 27))
 FIELDS = INTEGER_FIELDS + CATEGORICAL_FIELDS
 
 
@@ -36,7 +38,7 @@ def criteo(tmp_path_factory):
 
 def test_log_squared_matches_the_reference_formula():
     values = np.array([-3, -1, 0, 1, 2, 3, 15, 100, 1382, np.nan])
-    got = log_squared(values)
+    got = LOG_SQUARED.apply(values)
     np.testing.assert_array_equal(got[:-1], [-3, -1, 0, 1, 2, 1, 7, 21, 52])
     assert np.isnan(got[-1])
 

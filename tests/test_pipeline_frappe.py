@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from pipelines.data import load_manifest
-from pipelines.data.datasets.frappe import FIELDS
 from pipelines.data.prepare import prepare
+from pipelines.data.schema import load_schema
 from tests.pipeline_fixtures import FRAPPE_DIR, read_split, require_shared, vocab_ids, write_text
+
+FIELDS = tuple(load_schema("frappe").field_names)
 
 # FuxiCTR convention (PAD + OOV) sizes logged by the reference on the official train file.
 REFERENCE_SIZES = {

@@ -17,10 +17,17 @@ import pytest
 import tensorflow as tf
 
 from pipelines.data import load_manifest
-from pipelines.data.datasets.criteo import CATEGORICAL_FIELDS, INTEGER_FIELDS, log_squared_tf
 from pipelines.data.prepare import hash_split, prepare
+from pipelines.data.transforms import LOG_SQUARED
 from tests.pipeline_fixtures import CRITEO_SAMPLE, read_split, require_shared
 from tests.test_pipeline_kkbox import TEST, TRAIN, VALID, _csv, write_text
+
+INTEGER_FIELDS = tuple(f"I{i}" for i in range(1, 14))
+CATEGORICAL_FIELDS = tuple(f"C{i}" for i in range(1, 27))
+
+
+def log_squared_tf(values):
+    return tf.cast(LOG_SQUARED.apply_tf(values), tf.int64)
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def test_invalid_values_are_refused_with_the_choices(overrides, message):
 
 
 def test_unknown_dataset_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="Valid choices: criteo, frappe"):
+    with pytest.raises(ConfigError, match="Bundled datasets: criteo, frappe"):
         reference_config("avazu")
 
 

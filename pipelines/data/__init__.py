@@ -1,4 +1,4 @@
-"""The data side: dataset specs, preprocessing, file I/O, example codec, manifest, reader and
+"""The data side: dataset schemas and their specs, transforms, preprocessing, file I/O, example codec, manifest, reader and
 generator. Nothing here imports :mod:`pipelines.training` or :mod:`tf4ctr_keras`.
 
 Public API (imported lazily, so that light modules such as :mod:`pipelines.data.errors` do not
@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "SPECS": "pipelines.data.datasets",
     "get_spec": "pipelines.data.datasets",
+    "load_schema": "pipelines.data.schema",
+    "encode_file": "pipelines.data.prepare",
     "DataError": "pipelines.data.errors",
     "generate_criteo": "pipelines.data.generate",
     "FieldInfo": "pipelines.data.manifest",

@@ -17,9 +17,18 @@ Schema (``schema_version`` 1)::
          "reference_vocab_size": 944,            # FuxiCTR convention (PAD + OOV)
          "vocab_file": "vocab/user.txt",
          "train_distinct": 957,                  # distinct train values before the min count
-         "max_len": 3,                           # sequence only
-         "transform": "log_squared"}             # numeric-bucketed only
+         "max_len": 3, "separator": "|",         # sequence only
+         "transform": "log_squared",             # a registered transform (pipelines.data.transforms)
+         "column": "user",                       # the raw column / tf.Example feature
+         "min_count": 2},                        # vocabulary fields
+        {"name": "ad_id", "kind": "categorical", "hash_buckets": 1000,   # hashed: no vocabulary
+         "vocab_size": 1001, "num_tokens": 0, "vocab_file": null},
+        {"name": "year", "kind": "numeric",      # dense: a float input, NaN = missing
+         "vocab_size": 2, "num_tokens": 0, "vocab_file": null,          # rows: missing, value
+         "normalization": {"method": "standard", "shift": 2007.1, "scale": 9.8, "count": 480,
+                           "mean": ..., "min": ..., "max": ...}}
       ],
+      "schema": {...},                           # the dataset schema (pipelines.data.schema)
       "splits": {"train": {"rows": 202027, "positives": 67604,
                            "shards": [{"file": "train-00000-of-00008.tfrecord.gz",
                                        "rows": 25254, "sha256": "..."}]}, ...},
@@ -46,7 +55,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "valid", "test")
-KINDS = ("categorical", "numeric-bucketed", "sequence")
+KINDS = ("categorical", "numeric-bucketed", "sequence", "numeric")
 ID_CONVENTION = (
     "Keras lookup: categorical/numeric id 0 = OOV (unseen, below min count, missing), vocab line "
     "i (0-based) = id i + 1, vocab_size = len(vocab) + 1; sequence id 0 = padding, 1 = OOV, "
@@ -62,14 +71,28 @@ class FieldInfo:
     kind: str
     vocab_size: int
     num_tokens: int
-    vocab_file: str
+    vocab_file: str | None
     max_len: int | None = None
     transform: str | None = None
     reference_vocab_size: int | None = None
+    column: str | None = None
+    separator: str = "|"
+    hash_buckets: int | None = None
+    normalization: dict[str, Any] | None = None
 
     @property
     def is_sequence(self) -> bool:
         return self.kind == "sequence"
+
+    @property
+    def is_dense(self) -> bool:
+        """A dense numeric input (a float; the model learns a vector scaled by it)."""
+        return self.kind == "numeric"
+
+    @property
+    def is_numeric(self) -> bool:
+        """Clients send a number (dense or bucketized numeric fields)."""
+        return self.kind in ("numeric", "numeric-bucketed")
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,16 @@ class Manifest:
         return {f.name: f.vocab_size for f in self.fields}
 
     @property
+    def numeric_fields(self) -> list[str]:
+        """The dense numeric fields (model inputs of float values, NaN = missing)."""
+        return [f.name for f in self.fields if f.is_dense]
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """The dataset schema the data was prepared with (``None`` in older manifests)."""
+        return self.raw.get("schema")
+
+    @property
     def sequence_fields(self) -> dict[str, int]:
         """``field -> max_len`` of the sequence fields."""
         return {f.name: int(f.max_len) for f in self.fields if f.is_sequence}
@@ -122,10 +155,15 @@ class Manifest:
         raise KeyError(f"Unknown field `{name}`; fields are {self.field_names}")
 
     def vocab_path(self, name: str) -> Path:
-        return self.directory / self.field(name).vocab_file
+        field = self.field(name)
+        if field.vocab_file is None:
+            raise ValueError(f"Field `{name}` ({field.kind}) has no vocabulary file.")
+        return self.directory / field.vocab_file
 
     def vocabulary(self, name: str) -> list[str]:
         """The vocabulary tokens of a field, in id order (line i -> id i + 1, or i + 2)."""
+        if self.field(name).vocab_file is None:
+            return []
         text = self.vocab_path(name).read_text(encoding="utf-8")
         return text.split("\n")[:-1] if text else []
 
@@ -162,11 +200,16 @@ def manifest_from_dict(data: dict[str, Any], directory: Path) -> Manifest:
             raise ValueError(f"{where}: field `{name}` has kind `{kind}`; expected one of {KINDS}")
         num_tokens = int(_require(entry, "num_tokens", where))
         vocab_size = int(_require(entry, "vocab_size", where))
-        reserved = 2 if kind == "sequence" else 1
-        if vocab_size != num_tokens + reserved:
+        reserved = 2 if kind in ("sequence", "numeric") else 1
+        hashed = entry.get("hash_buckets")
+        expected = (hashed if hashed else num_tokens) + reserved
+        if vocab_size != expected:
             raise ValueError(
-                f"{where}: field `{name}` vocab_size {vocab_size} != num_tokens {num_tokens} + {reserved}"
+                f"{where}: field `{name}` vocab_size {vocab_size} != "
+                f"{'hash_buckets' if hashed else 'num_tokens'} {expected - reserved} + {reserved}"
             )
+        if kind == "numeric" and not isinstance(entry.get("normalization"), dict):
+            raise ValueError(f"{where}: numeric field `{name}` needs `normalization`")
         if kind == "sequence" and not entry.get("max_len"):
             raise ValueError(f"{where}: sequence field `{name}` needs `max_len`")
         fields.append(
@@ -179,6 +222,10 @@ def manifest_from_dict(data: dict[str, Any], directory: Path) -> Manifest:
                 max_len=entry.get("max_len"),
                 transform=entry.get("transform"),
                 reference_vocab_size=entry.get("reference_vocab_size"),
+                column=entry.get("column"),
+                separator=entry.get("separator", "|"),
+                hash_buckets=hashed,
+                normalization=entry.get("normalization"),
             )
         )
     splits = {}
@@ -228,7 +275,7 @@ def load_manifest(path: str | Path | Manifest) -> Manifest:
     if not file.is_file():
         raise FileNotFoundError(
             f"{file}: no manifest. Prepare the dataset first: python -m pipelines.prepare "
-            "--dataset NAME --raw PATH --out DATA_DIR"
+            "--dataset NAME (or --schema PATH) --data PATH --out DATA_DIR"
         )
     data = json.loads(file.read_text(encoding="utf-8"))
     return manifest_from_dict(data, file.parent)

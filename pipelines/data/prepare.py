@@ -25,13 +25,11 @@ report and leaves nothing behind.
 
 from __future__ import annotations
 
-import sys
-import argparse
 import hashlib
 import json
 import logging
+import math
 import os
-import shutil
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -43,10 +41,11 @@ import pandas as pd
 import tensorflow as tf
 
 from pipelines.data import fileio
-from pipelines.data.datasets import SPECS, get_spec
-from pipelines.data.datasets.base import SPLITS, Block, DatasetSpec, RawFile
+from pipelines.data.datasets import SchemaSpec, get_spec
+from pipelines.data.datasets.base import SPLITS, Block, RawFile
 from pipelines.data.errors import DataError
 from pipelines.data.example_codec import ExampleEncoder
+from pipelines.data.hashing import hash_ids
 from pipelines.data.manifest import ID_CONVENTION, MANIFEST_NAME, SCHEMA_VERSION, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -66,7 +65,10 @@ _COMPACT_ENTRIES = 500_000
 
 
 def hash_split(
-    line_numbers: np.ndarray, seed: int, ratios: tuple[int, int, int] = (8, 1, 1)
+    line_numbers: np.ndarray,
+    seed: int,
+    ratios: tuple[int, int, int] = (8, 1, 1),
+    stream: int = 0,
 ) -> np.ndarray:
     """Seeded split of rows by a hash of their 0-based row index (splitmix64).
 
@@ -74,6 +76,8 @@ def hash_split(
         line_numbers: 1-based line numbers of the rows.
         seed: split seed.
         ratios: train:valid:test weights.
+        stream: the file's number among the files of one hashed split (0 for the first or
+            only file), so the same row number in two files is split independently.
 
     Returns:
         int array: 0 = train, 1 = valid, 2 = test.
@@ -82,6 +86,8 @@ def hash_split(
         z = (line_numbers.astype(np.uint64) - np.uint64(1)) + np.uint64(seed % 2**63) * np.uint64(
             0x9E3779B97F4A7C15
         )
+        if stream:
+            z = z + np.uint64(stream) * np.uint64(0xD1B54A32D192ED03)
         z = z + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -144,7 +150,8 @@ class _TokenCounter:
 class _Malformed:
     """Malformed-row bookkeeping: counts per split, file and reason; rows seen per file."""
 
-    def __init__(self, max_bad_fraction: float, log: bool = True):
+    def __init__(self, max_bad_fraction: float, log: bool = True, unit: str = "line"):
+        self.unit = unit
         self.max_bad_fraction = max_bad_fraction
         self.log = log
         self.counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
@@ -162,9 +169,11 @@ class _Malformed:
             split = file.split if bad_splits is None else SPLITS[int(bad_splits[i])]
             self.counts[split][name][reason] += 1
             if len(self.examples) < MAX_EXAMPLES:
-                self.examples.append(f"{name} line {line}: {detail}")
+                self.examples.append(f"{name} {self.unit} {line}: {detail}")
                 if self.log:
-                    logger.warning("Skipping malformed row: %s line %d: %s", name, line, detail)
+                    logger.warning(
+                        "Skipping malformed row: %s %s %d: %s", name, self.unit, line, detail
+                    )
 
     def fraction(self, name: str) -> float:
         return self.bad[name] / max(self.rows[name], 1)
@@ -202,51 +211,95 @@ def _progress(stage: str, name: str, rows: int, start: float) -> None:
         logger.info("%s: %s line %d (%.0f s)", stage, name, rows, time.perf_counter() - start)
 
 
-def _iter_blocks(spec: DatasetSpec, file: RawFile, context: Any, block_bytes: int):
-    state: dict = {}
-    any_rows = False
-    for first, lines in fileio.iter_line_blocks(file.path, block_bytes):
-        block = spec.parse(lines, first, file, state, context)
-        any_rows = any_rows or len(block.line) > 0 or len(block.bad) > 0
-        yield block
-    if not any_rows:
-        raise DataError(
-            f"{file.path}: no data rows; expected {spec.name} rows in its published format"
-        )
-
-
-def _splits_of(spec: DatasetSpec, file: RawFile, lines: np.ndarray, seed: int) -> np.ndarray | None:
+def _splits_of(spec: SchemaSpec, file: RawFile, lines: np.ndarray, seed: int) -> np.ndarray | None:
     if file.split is not None:
         return None
-    return hash_split(lines, seed, spec.split_ratios)
+    return hash_split(lines - spec.header_lines, seed, spec.split_ratios, file.stream)
 
 
-def _field_tokens(spec: DatasetSpec, kind: str, name: str, values: pd.Series) -> pd.Series:
-    """Tokens to count: sequence cells split by the spec; other fields as they are (missing
-    values, ``""`` or NaN, are dropped by the counter)."""
-    if kind == "sequence":
-        return spec.tokens(name, values)
-    return values
+class _Moments:
+    """Streaming count, mean and sum of squared deviations (Chan et al.'s pairwise update,
+    stable where sums of squares are not), plus min and max, of a dense numeric field."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.min, self.max = math.inf, -math.inf
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        n, mean = len(values), float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
+
+    def normalization(self, method: str) -> dict[str, Any]:
+        """The manifest's normalization entry: ``x -> (x - shift) / scale``."""
+        if method == "standard":
+            std = math.sqrt(self.m2 / self.n) if self.n else 0.0
+            shift, scale = (self.mean if self.n else 0.0), (std if std > 0 else 1.0)
+        elif method == "minmax":
+            lo = self.min if self.n else 0.0
+            span = (self.max - self.min) if self.n else 0.0
+            shift, scale = lo, (span if span > 0 else 1.0)
+        else:
+            shift, scale = 0.0, 1.0
+        return {
+            "method": method,
+            "shift": shift,
+            "scale": scale,
+            "count": self.n,
+            "mean": self.mean if self.n else None,
+            "min": self.min if self.n else None,
+            "max": self.max if self.n else None,
+        }
+
+
+def normalize(values: np.ndarray, normalization: dict[str, Any]) -> np.ndarray:
+    """Dense model input of a numeric field: ``(x - shift) / scale`` in float64, then float32
+    (NaN stays NaN: the model's missing-value vector). The serving graph computes the same."""
+    x = (np.asarray(values, dtype=np.float64) - normalization["shift"]) / normalization["scale"]
+    return x.astype(np.float32)
 
 
 def _encode_block(
-    spec: DatasetSpec, frame: pd.DataFrame, indexes: dict[str, pd.Index]
+    spec: SchemaSpec,
+    frame: pd.DataFrame,
+    indexes: dict[str, pd.Index],
+    entries: dict[str, dict[str, Any]],
 ) -> dict[str, np.ndarray]:
-    """Ids of a block's rows in the Keras lookup convention."""
+    """Model inputs of a block's rows: ids in the Keras lookup convention, dense values."""
     out = {}
     n = len(frame)
     for f in spec.fields:
         values = frame[f.name].reset_index(drop=True)
-        if f.kind == "sequence":
+        entry = entries[f.name]
+        if f.dense:
+            out[f.name] = normalize(values.to_numpy(dtype=np.float64), entry["normalization"])
+        elif f.kind == "sequence":
             tokens = spec.tokens(f.name, values)
             ids = np.zeros((n, f.max_len), dtype=np.int64)
             if len(tokens):
                 rows = tokens.index.to_numpy()
                 pos = tokens.groupby(level=0, sort=False).cumcount().to_numpy()
-                found = indexes[f.name].get_indexer(tokens.to_numpy(dtype=object))
                 keep = pos < f.max_len
-                ids[rows[keep], pos[keep]] = np.where(found[keep] < 0, 1, found[keep] + 2)
+                kept = tokens.to_numpy(dtype=object)[keep]
+                if f.hash_buckets:
+                    found = hash_ids(kept, f.hash_buckets)
+                else:
+                    found = indexes[f.name].get_indexer(kept)
+                ids[rows[keep], pos[keep]] = np.where(found < 0, 1, found + 2)
             out[f.name] = ids
+        elif f.hash_buckets:
+            tokens = values.to_numpy(dtype=object)
+            ids = hash_ids(tokens, f.hash_buckets) + 1
+            out[f.name] = np.where(tokens == "", 0, ids).astype(np.int64)
         else:
             index = indexes[f.name]
             found = index.get_indexer(values.to_numpy(dtype=index.dtype))
@@ -278,7 +331,7 @@ class _ShardWriters:
 
 
 def _fingerprint(
-    spec: DatasetSpec, files: list[RawFile], options: dict[str, Any]
+    spec: SchemaSpec, files: list[RawFile], options: dict[str, Any]
 ) -> tuple[str, list[dict]]:
     identities = [dict(fileio.file_fingerprint(f.path), split=f.split) for f in files]
     identities += [dict(fileio.file_fingerprint(p), split="side") for p in spec.side_files()]
@@ -300,12 +353,12 @@ def _reusable(final: Path, fingerprint: str) -> bool:
     if manifest.fingerprint != fingerprint:
         return False
     shards = [p for s in manifest.splits for p in manifest.shard_paths(s)]
-    vocab = [manifest.vocab_path(f.name) for f in manifest.fields]
+    vocab = [manifest.vocab_path(f.name) for f in manifest.fields if f.vocab_file]
     return all(Path(p).is_file() for p in shards) and all(p.is_file() for p in vocab)
 
 
 def prepare(
-    dataset: str,
+    dataset,
     raw: str,
     out_dir: str | os.PathLike,
     *,
@@ -315,38 +368,39 @@ def prepare(
     seed: int | None = None,
     block_bytes: int = fileio.BLOCK_BYTES,
     force: bool = False,
-    **spec_options: Any,
 ) -> Path:
-    """Prepares ``dataset`` from ``raw`` into ``out_dir/<dataset>/`` and returns that directory.
+    """Prepares ``dataset`` from ``raw`` into ``out_dir/<name>/`` and returns that directory.
 
-    Reuses an existing output whose manifest fingerprint matches (same raw files and options;
-    ``max_bad_fraction`` and ``force`` decide whether a run succeeds, not what it writes, so they
-    are not part of the fingerprint).
+    Reuses an existing output whose manifest fingerprint matches (same raw files, schema and
+    options; ``max_bad_fraction`` and ``force`` decide whether a run succeeds, not what it
+    writes, so they are not part of the fingerprint).
 
     Args:
-        dataset: ``criteo``, ``frappe``, ``movielenslatest``, ``ml-1m`` or ``kkbox``.
-        raw: raw file or directory (local path or any TensorFlow file system URI, e.g. ``gs://``);
-            see each spec's docstring for the accepted layouts.
-        out_dir: local directory that receives ``<dataset>/`` (URIs are refused: the atomic
+        dataset: a bundled dataset name (``criteo``, ``frappe``, ``movielenslatest``, ``ml-1m``,
+            ``kkbox``), a schema YAML path, a schema mapping or a
+            :class:`~pipelines.data.schema.DatasetSchema`.
+        raw: raw file, directory or glob (local path or any TensorFlow file system URI, e.g.
+            ``gs://``); see the schema's ``format`` and ``splits``.
+        out_dir: local directory that receives ``<name>/`` (URIs are refused: the atomic
             rename needs a local file system).
-        min_count: vocabulary min count (default: the spec's, 10 for Criteo, 2 otherwise).
+        min_count: vocabulary min count of the fields that set none (default: the schema's).
         max_bad_fraction: largest tolerated fraction of malformed rows per file (default 1 %).
         shards: TFRecord shards per split (default 8).
-        seed: seed of the hashed 8:1:1 split (Criteo single file, ML-1M) and of the train
-            within-block permutation (default: the spec's).
+        seed: seed of the hashed split and of the train within-block permutation (default:
+            the schema's ``splits.seed``).
         block_bytes: raw bytes per processing block (bounds memory). It decides the train
             permutation blocks, so it is an option and part of the fingerprint.
         force: rebuild even if the fingerprint matches.
-        **spec_options: dataset options (KKBox ``sequence_sep``).
 
     Returns:
         Path of the prepared dataset directory.
 
     Raises:
-        DataError: missing/empty raw files, a directory without the expected splits, or too many
-            malformed rows; nothing partial is left behind.
+        DataError: a bad schema, missing/empty raw files, a directory without the expected
+            splits, a declared column missing from a file, or too many malformed rows;
+            nothing partial is left behind.
     """
-    spec = get_spec(dataset, **spec_options)
+    spec = get_spec(dataset)
     if shards < 1:
         raise ValueError(f"`shards` must be >= 1. Received: `shards={shards}`")
     if not 0 <= max_bad_fraction <= 1:
@@ -367,7 +421,9 @@ def prepare(
         "shards": shards,
         "seed": seed,
         "block_bytes": block_bytes,
-        "split": "hash 8:1:1" if any(f.split is None for f in files) else "official",
+        "split": "hash " + ":".join(map(str, spec.split_ratios))
+        if any(f.split is None for f in files)
+        else "official",
         **spec.options,
     }
     fingerprint, identities = _fingerprint(spec, files, options)
@@ -383,28 +439,16 @@ def prepare(
     return final
 
 
-def _build(
-    spec: DatasetSpec,
-    files: list[RawFile],
-    tmp: Path,
-    options: dict[str, Any],
-    fingerprint: str,
-    identities: list[dict],
-    max_bad_fraction: float,
-) -> dict[str, Any]:
+def _count_train(spec, files, options, max_bad_fraction, start):
+    """Pass 1: token counts (vocabulary fields) and moments (dense fields) over train rows."""
     seed, block_bytes = options["seed"], options["block_bytes"]
-    _last_progress.clear()
-    context = spec.load_context(files)
-    start = time.perf_counter()
-
-    # Pass 1: token counts over the train rows.
-    counters = {f.name: _TokenCounter() for f in spec.fields}
-    check1 = _Malformed(max_bad_fraction, log=False)  # pass 2 logs the same rows
-    train_files = [f for f in files if f.split in ("train", None)]
+    counters = {f.name: _TokenCounter() for f in spec.fields if not f.dense and not f.hash_buckets}
+    moments = {f.name: _Moments() for f in spec.fields if f.dense}
+    check1 = _Malformed(max_bad_fraction, log=False, unit=spec.unit)  # pass 2 logs the same rows
     rows = 0
-    for file in train_files:
+    for file in [f for f in files if f.split in ("train", None)]:
         name = fileio.basename(file.path)
-        for block in _iter_blocks(spec, file, context, block_bytes):
+        for block in spec.blocks(file, block_bytes):
             check1.add(
                 file,
                 block,
@@ -415,55 +459,135 @@ def _build(
             if file.split is None:
                 frame = frame.loc[_splits_of(spec, file, block.line, seed) == 0]
             for f in spec.fields:
-                counters[f.name].add(
-                    _field_tokens(spec, f.kind, f.name, frame[f.name].reset_index(drop=True))
-                )
+                values = frame[f.name].reset_index(drop=True)
+                if f.name in counters:
+                    tokens = spec.tokens(f.name, values) if f.kind == "sequence" else values
+                    counters[f.name].add(tokens)
+                elif f.name in moments:
+                    moments[f.name].add(values.to_numpy(dtype=np.float64))
             rows += len(frame)
             _progress("Pass 1 (count)", name, check1.rows[name], start)
         check1.check([name])
     logger.info("Pass 1 (count): %d train rows in %.1f s", rows, time.perf_counter() - start)
+    return counters, moments
 
-    field_entries, indexes, max_values = [], {}, {}
-    for f in spec.fields:
-        vocab = counters[f.name].vocabulary(options["min_count"])
-        distinct = counters[f.name].distinct
+
+def _field_entry(spec, f, tmp, counters, moments, options) -> tuple[dict, pd.Index | None]:
+    """A field's manifest entry (writing its vocabulary file) and its lookup index."""
+    reserved = 2 if f.kind == "sequence" else 1
+    entry: dict[str, Any] = {"name": f.name, "kind": f.encoded_kind, "column": f.source}
+    if f.dense:
+        entry.update(
+            vocab_size=2,
+            num_tokens=0,
+            vocab_file=None,
+            normalization=moments[f.name].normalization(f.normalize),
+        )
+        index = None
+    elif f.hash_buckets:
+        entry.update(
+            vocab_size=f.hash_buckets + reserved,
+            num_tokens=0,
+            vocab_file=None,
+            hash_buckets=f.hash_buckets,
+        )
+        index = None
+    else:
+        min_count = spec.schema.min_count_of(f, options["min_count"])
+        vocab = counters[f.name].vocabulary(min_count)
         path = tmp / "vocab" / f"{f.name}.txt"
         path.write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
-        reserved = 2 if f.kind == "sequence" else 1
-        entry = {
-            "name": f.name,
-            "kind": f.kind,
-            "vocab_size": len(vocab) + reserved,
-            "num_tokens": len(vocab),
-            "reference_vocab_size": len(vocab) + 2,
-            "vocab_file": f"vocab/{f.name}.txt",
-            "train_distinct": distinct,
-        }
-        if f.kind == "sequence":
-            entry["max_len"] = f.max_len
-        if f.transform:
-            entry["transform"] = f.transform
+        entry.update(
+            vocab_size=len(vocab) + reserved,
+            num_tokens=len(vocab),
+            reference_vocab_size=len(vocab) + 2,
+            vocab_file=f"vocab/{f.name}.txt",
+            train_distinct=counters[f.name].distinct,
+            min_count=min_count,
+        )
+        index = _index(f, vocab)
+    if f.kind == "sequence":
+        entry["max_len"] = f.max_len
+        entry["separator"] = f.separator
+    if f.transform:
+        entry["transform"] = f.transform
+    return entry, index
+
+
+def _index(f, vocab: list[str]) -> pd.Index:
+    """The lookup index of a vocabulary field (position = vocabulary line)."""
+    if f.encoded_kind == "numeric-bucketed":  # values are float64 in blocks (NaN = missing)
+        return pd.Index(np.array([float(t) for t in vocab], dtype=np.float64))
+    return pd.Index(vocab, dtype=object)
+
+
+def encode_file(
+    manifest, path: str, block_bytes: int = fileio.BLOCK_BYTES
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple[int, str, str]]]:
+    """Encodes every row of one raw file with a prepared dataset's schema, vocabularies and
+    normalization: the code of preprocessing's second pass, for scoring new rows offline or
+    checking the serving graph against it.
+
+    Args:
+        manifest: a prepared dataset directory or its :class:`Manifest` (with a schema).
+        path: a raw file in the schema's format.
+
+    Returns:
+        ``(model inputs by field, labels, malformed rows as (line, reason, detail))``.
+    """
+    manifest = load_manifest(manifest)
+    if manifest.schema is None:
+        raise ValueError(f"{manifest.directory}: the manifest holds no schema; prepare it again.")
+    spec = get_spec(manifest.schema)
+    entries = {e["name"]: e for e in manifest.raw["fields"]}
+    indexes = {
+        f.name: _index(f, manifest.vocabulary(f.name)) if entries[f.name]["vocab_file"] else None
+        for f in spec.fields
+    }
+    inputs, labels, bad = [], [], []
+    for block in spec.blocks(RawFile(path, "test"), block_bytes):
+        inputs.append(_encode_block(spec, block.frame, indexes, entries))
+        labels.append(block.label.astype(np.int64))
+        bad.extend(block.bad)
+    columns = {f.name: np.concatenate([x[f.name] for x in inputs]) for f in spec.fields}
+    return columns, np.concatenate(labels), bad
+
+
+def _build(
+    spec: SchemaSpec,
+    files: list[RawFile],
+    tmp: Path,
+    options: dict[str, Any],
+    fingerprint: str,
+    identities: list[dict],
+    max_bad_fraction: float,
+) -> dict[str, Any]:
+    seed, block_bytes = options["seed"], options["block_bytes"]
+    _last_progress.clear()
+    start = time.perf_counter()
+    counters, moments = _count_train(spec, files, options, max_bad_fraction, start)
+    field_entries, indexes, entries = [], {}, {}
+    for f in spec.fields:
+        entry, index = _field_entry(spec, f, tmp, counters, moments, options)
         field_entries.append(entry)
-        if f.kind == "numeric-bucketed":  # values are float64 in blocks (NaN = missing)
-            indexes[f.name] = pd.Index(np.array([float(t) for t in vocab], dtype=np.float64))
-        else:
-            indexes[f.name] = pd.Index(vocab, dtype=object)
-        max_values[f.name] = len(vocab) + reserved
+        entries[f.name] = entry
+        indexes[f.name] = index
     del counters
 
     # Pass 2: encode and write.
     start2 = time.perf_counter()
     encoder = ExampleEncoder(
         [(f.name, f.max_len if f.kind == "sequence" else 1) for f in spec.fields] + [("label", 1)],
-        {**max_values, "label": 1},
+        {f.name: entries[f.name]["vocab_size"] for f in spec.fields if not f.dense} | {"label": 1},
+        float_features={f.name for f in spec.fields if f.dense},
     )
     writers = {s: _ShardWriters(tmp, s, options["shards"]) for s in SPLITS}
-    malformed = _Malformed(max_bad_fraction)
+    malformed = _Malformed(max_bad_fraction, unit=spec.unit)
     written = 0
     try:
         for file_index, file in enumerate(files):
             name = fileio.basename(file.path)
-            for block_index, block in enumerate(_iter_blocks(spec, file, context, block_bytes)):
+            for block_index, block in enumerate(spec.blocks(file, block_bytes)):
                 bad_lines = np.array([b[0] for b in block.bad], dtype=np.int64)
                 malformed.add(file, block, _splits_of(spec, file, bad_lines, seed))
                 malformed.check([name], early=True)
@@ -482,7 +606,7 @@ def _build(
                         rows_idx = rng.permutation(rows_idx)
                     frame = block.frame.iloc[rows_idx].reset_index(drop=True)
                     labels = block.label[rows_idx].astype(np.int64)
-                    columns = _encode_block(spec, frame, indexes)
+                    columns = _encode_block(spec, frame, indexes, entries)
                     columns["label"] = labels
                     writers[split].write(encoder.encode(columns), labels)
                     written += len(rows_idx)
@@ -523,76 +647,13 @@ def _build(
         "malformed": report["malformed"],
         "malformed_examples": report["malformed_examples"],
         "fingerprint": fingerprint,
-        "options": options,
+        "options": {k: v for k, v in options.items() if k != "schema"},
+        "schema": spec.schema.to_dict(),
         "max_bad_fraction": max_bad_fraction,
         "raw_files": identities,
-        "reference_vocab_total": sum(e["reference_vocab_size"] for e in field_entries),
+        "reference_vocab_total": sum(e.get("reference_vocab_size", 0) for e in field_entries),
         "id_convention": ID_CONVENTION,
         "vocab_order": "descending train count, then token (Unicode code point order)",
         "pipeline_version": PIPELINE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-# -- CLI: python -m pipelines.prepare -------------------------------------------------------
-
-cli_log = logging.getLogger("pipelines.prepare")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Preprocess a raw CTR dataset into TFRecord shards + manifest.json."
-    )
-    parser.add_argument("--dataset", required=True, choices=list(SPECS), help="dataset spec")
-    parser.add_argument(
-        "--raw", required=True, help="raw file or directory (local path or URI such as gs://...)"
-    )
-    parser.add_argument(
-        "--out", required=True, help="data directory; the dataset goes to OUT/NAME/"
-    )
-    parser.add_argument(
-        "--min-count", type=int, default=None, help="vocabulary min count (default: the spec's)"
-    )
-    parser.add_argument(
-        "--max-bad-fraction",
-        type=float,
-        default=DEFAULT_MAX_BAD_FRACTION,
-        help="tolerated malformed fraction per file",
-    )
-    parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS, help="shards per split")
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of hashed splits (default: the spec's)"
-    )
-    parser.add_argument(
-        "--sequence-sep", default=None, help="KKBox sequence separator (default '|')"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="rebuild even if the fingerprint matches"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    extra = {"sequence_sep": args.sequence_sep} if args.sequence_sep is not None else {}
-    try:
-        path = prepare(
-            args.dataset,
-            args.raw,
-            args.out,
-            min_count=args.min_count,
-            max_bad_fraction=args.max_bad_fraction,
-            shards=args.shards,
-            seed=args.seed,
-            force=args.force,
-            **extra,
-        )
-    except (DataError, ValueError) as err:
-        cli_log.error("%s", err)
-        return 2
-    cli_log.info("Dataset ready: %s (manifest %s/manifest.json)", path, path)
-    print(path, file=sys.stdout)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -27,11 +27,14 @@ def feature_spec(
 
     Returns:
         ``{field: FixedLenFeature([], int64)}`` for scalar fields, ``FixedLenFeature([max_len],
-        int64)`` for sequence fields, plus ``label``.
+        int64)`` for sequence fields, ``FixedLenFeature([], float32)`` for dense numeric fields
+        (NaN = missing), plus ``label``.
     """
     manifest = load_manifest(manifest)
     spec = {
-        f.name: tf.io.FixedLenFeature([f.max_len] if f.is_sequence else [], tf.int64)
+        f.name: tf.io.FixedLenFeature(
+            [f.max_len] if f.is_sequence else [], tf.float32 if f.is_dense else tf.int64
+        )
         for f in manifest.fields
     }
     if with_label:
@@ -78,7 +81,8 @@ def make_dataset(
 
     Returns:
         ``tf.data.Dataset`` of ``(features, label)``: ``features`` maps each field to an int64
-        tensor ``[B]`` (``[B, max_len]`` for sequences), ``label`` is float32 ``[B]``.
+        tensor ``[B]`` (``[B, max_len]`` for sequences; float32 ``[B]`` for dense numeric
+        fields), ``label`` is float32 ``[B]``.
     """
     manifest = load_manifest(data_dir_or_manifest)
     if batch_size < 1:

@@ -19,4 +19,22 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # keras-tuner search algorithms of ``pipelines.tune --tuner``.
 TUNERS = ("bayesian", "hyperband", "random")
 
-__all__ = ["MONITORS", "PRECISIONS", "STRATEGIES", "TUNERS"]
+
+def add_dataset_arguments(parser) -> None:
+    """``--dataset NAME`` and ``--schema PATH``, as the train and tune parsers take them."""
+    from pipelines.data.schema import bundled_names  # stdlib + PyYAML only
+
+    parser.add_argument(
+        "--dataset",
+        help=f"a bundled dataset: {', '.join(bundled_names())} (required unless --schema or "
+        "--config names one)",
+    )
+    parser.add_argument(
+        "--schema",
+        metavar="PATH",
+        help="a dataset schema YAML; the dataset is the schema's `name` (with or instead of "
+        "--dataset)",
+    )
+
+
+__all__ = ["MONITORS", "PRECISIONS", "STRATEGIES", "TUNERS", "add_dataset_arguments"]

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.data.schema import bundled_names  # stdlib + PyYAML only
-from pipelines.training.choices import PRECISIONS, STRATEGIES
+from pipelines.training.choices import PRECISIONS, STRATEGIES, add_dataset_arguments
 
 if TYPE_CHECKING:
     from pipelines.training.config import RunConfig
@@ -78,17 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.train",
         description="Train TF4CTR or a baseline with the reference schedule.",
     )
-    p.add_argument(
-        "--dataset",
-        help=f"a bundled dataset: {', '.join(bundled_names())} (required unless --schema or "
-        "--config names one)",
-    )
-    p.add_argument(
-        "--schema",
-        metavar="PATH",
-        help="a dataset schema YAML; the dataset is the schema's `name` (with or instead of "
-        "--dataset)",
-    )
+    add_dataset_arguments(p)
     p.add_argument(
         "--data",
         help="raw data (file or directory) or a prepared dataset directory; "

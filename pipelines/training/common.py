@@ -28,10 +28,15 @@ log = logging.getLogger(__name__)
 
 def build_from_config(config: RunConfig, manifest: Manifest) -> keras.Model:
     """The configured model over the manifest's fields; sequences are mean-pooled (FuxiCTR's
-    default ``MaskedAveragePooling``, which the reference's KKBox logs used)."""
+    default ``MaskedAveragePooling``, which the reference's KKBox logs used); dense numeric
+    fields enter as a learned vector scaled by the normalized value."""
     sequences = {name: "mean" for name in manifest.sequence_fields}
     return build_model(
-        config.model.name, manifest.vocab_sizes, sequence_fields=sequences, **config.model_kwargs()
+        config.model.name,
+        manifest.vocab_sizes,
+        sequence_fields=sequences,
+        numeric_fields=manifest.numeric_fields,
+        **config.model_kwargs(),
     )
 
 

@@ -24,6 +24,9 @@ from typing import Any
 
 import yaml
 
+from pipelines.data.errors import DataError
+from pipelines.data.schema import bundled_names, load_schema
+from pipelines.training.choices import MONITORS, PRECISIONS, STRATEGIES
 from tf4ctr_keras.registry import check_choice, check_range, check_units
 from tf4ctr_keras.variants import (
     ENCODERS,
@@ -37,14 +40,9 @@ from tf4ctr_keras.variants import (
 from tf4ctr_keras.variants import LOSSES as LOSS_VARIANTS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-DATASETS = ("criteo", "frappe", "movielenslatest", "ml-1m", "kkbox")
+# The bundled datasets (``--dataset NAME``); any other is described by a schema (``--schema``).
+DATASETS = tuple(bundled_names())
 LOSSES = ("auto", *LOSS_VARIANTS.names())
-MONITORS = ("auc", "auc+gauc", "gauc")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# tf.distribute strategies: "default" (one device) and "mirrored" (this host's devices) run
-# `fit`; "multi_worker" (MultiWorkerMirroredStrategy, TF_CONFIG) runs pipelines.training.multi_worker's
-# custom step, because Keras 3 `fit` does not run under it (keras-team/keras#20585).
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):
@@ -121,11 +119,16 @@ class DataConfig:
     dataset directory (holding ``manifest.json``)."""
 
     path: str | None = None
+    schema: str | None = None
     data_dir: str = "data"
     generated_rows: int = 200000
     min_count: int | None = None
     max_bad_fraction: float = 0.01
 
+
+# Keys added after runs were archived: left out of the config (and so of its fingerprint and
+# the experiments' cache keys) while unset, so existing run directories keep their names.
+OMIT_AT_DEFAULT = (("data", "schema"),)
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "data": DataConfig}
 
@@ -169,6 +172,9 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        for section, key in OMIT_AT_DEFAULT:
+            if out[section][key] is None:
+                del out[section][key]
         for key in ("simple_units", "complex_units"):
             out["model"][key] = list(out["model"][key])
         out["model"]["encoder_options"] = dict(out["model"]["encoder_options"])
@@ -222,7 +228,8 @@ class RunConfig:
     def validate(self) -> None:
         """Raises :class:`ConfigError` naming the key and the valid values."""
         try:
-            check_choice("dataset", self.dataset, DATASETS)
+            if self.data.schema is None:
+                check_choice("dataset", self.dataset, DATASETS)
             MODELS.canonical(self.model.name)
             SELECTORS.canonical(self.model.selector)
             FUSIONS.canonical(self.model.fusion)
@@ -319,8 +326,25 @@ def merge(base: Mapping, update: Mapping) -> dict:
 def reference_config(dataset: str) -> dict[str, Any]:
     """The dataset's reference configuration (``pipelines/configs/<dataset>.yaml``)."""
     if dataset not in DATASETS:
-        raise ConfigError(f"Unknown dataset `{dataset}`. Valid choices: {', '.join(DATASETS)}.")
+        raise ConfigError(
+            f"Unknown dataset `{dataset}`. Bundled datasets: {', '.join(DATASETS)}; describe "
+            "another one with a schema file (--schema PATH)."
+        )
     return load_yaml(CONFIG_DIR / f"{dataset}.yaml")
+
+
+def schema_config(schema_path: str) -> tuple[str, dict[str, Any]]:
+    """The dataset name and base configuration of a user schema: the bundled reference config
+    when the schema is one of the bundled datasets' name, else the defaults (the reference's
+    Frappe architecture and schedule), monitoring AUC + gAUC when the schema has a group key
+    and AUC alone otherwise."""
+    try:
+        schema = load_schema(schema_path)
+    except DataError as error:
+        raise ConfigError(str(error)) from None
+    if (CONFIG_DIR / f"{schema.name}.yaml").is_file():
+        return schema.name, load_yaml(CONFIG_DIR / f"{schema.name}.yaml")
+    return schema.name, {"train": {"monitor": "auc+gauc" if schema.group_key else "auc"}}
 
 
 def resolve_config(
@@ -340,15 +364,28 @@ def raw_config(
     """The layered configuration as a plain dict, not yet validated (validation builds a probe
     model, which multi-worker training must not do before its strategy exists)."""
     user = load_yaml(config_path) if config_path else {}
+    schema = (overrides or {}).get("data.schema") or (user.get("data") or {}).get("schema")
+    if schema is not None:
+        name, base = schema_config(str(schema))
+        if dataset not in (None, name):
+            raise ConfigError(f"--dataset {dataset} disagrees with the schema's name `{name}`.")
+        dataset = name
     dataset = dataset or user.get("dataset")
     if dataset is None:
-        raise ConfigError("No dataset given: pass --dataset or set `dataset:` in the config.")
+        raise ConfigError(
+            "No dataset given: pass --dataset NAME, --schema PATH or set `dataset:` in the config."
+        )
     if user.get("dataset") not in (None, dataset):
         raise ConfigError(
             f"--dataset {dataset} disagrees with `dataset: {user['dataset']}` in {config_path}."
         )
-    raw = merge(reference_config(dataset), user)
+    if schema is None:
+        base = reference_config(dataset)
+    raw = merge(base, user)
     raw["dataset"] = dataset
     for dotted, value in (overrides or {}).items():
         apply_override(raw, dotted, value)
+    schema = (raw.get("data") or {}).get("schema")
+    if schema is not None and Path(str(schema)).is_file():
+        raw["data"]["schema"] = str(Path(str(schema)).resolve())  # runs from any directory
     return raw

@@ -11,15 +11,6 @@ from pipelines.training.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
 
-EXPECTED_RAW = {
-    "frappe": "the libFM files (frappe.train*.libfm[.gz], frappe.validation.libfm[.gz], "
-    "frappe.test.libfm[.gz]) or BARS train/valid/test.csv",
-    "movielenslatest": "BARS train/valid/test.csv or the NFM libFM files",
-    "ml-1m": "ratings.dat, users.dat and movies.dat",
-    "kkbox": "BARS KKBox_x1 train/valid/test.csv",
-    "criteo": "the Kaggle train.txt (or a directory holding it)",
-}
-
 
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -29,20 +20,21 @@ def resolve_dataset(config: RunConfig) -> Path:
     """Returns a prepared dataset directory for the run, preparing or generating it if needed.
 
     * ``data.path`` holding ``manifest.json``: used as is.
-    * ``data.path`` raw: prepared into ``data.data_dir/<dataset>-<hash of path>/<dataset>``
-      (reused while the raw input and options are unchanged).
+    * ``data.path`` raw: prepared by the dataset's schema (``data.schema``, else the bundled
+      one of ``dataset``) into ``data.data_dir/<dataset>-<hash of path>/<dataset>`` (reused
+      while the raw input, schema and options are unchanged).
     * no ``data.path`` and dataset ``criteo``: ``data.generated_rows`` rows of generated
       Criteo-format data (seeded by ``train.seed``) are written and prepared.
     """
+    from pipelines.data.datasets import get_spec
     from pipelines.data.prepare import prepare
 
     data = config.data
+    spec = get_spec(data.schema or config.dataset)
     root = Path(data.data_dir)
     if data.path is None:
-        if config.dataset != "criteo":
-            raise ConfigError(
-                f"--dataset {config.dataset} needs --data PATH: {EXPECTED_RAW[config.dataset]}."
-            )
+        if config.dataset != "criteo" or data.schema is not None:
+            raise ConfigError(f"--dataset {config.dataset} needs --data PATH: {spec.expected}.")
         from pipelines.data.generate import generate_criteo
 
         name = f"generated-criteo-{data.generated_rows}-seed{config.train.seed}"
@@ -68,16 +60,15 @@ def resolve_dataset(config: RunConfig) -> Path:
     path = Path(data.path)
     if (path / MANIFEST_NAME).is_file():
         return path
-    if "://" not in data.path and not path.exists():
-        raise FileNotFoundError(
-            f"--data {data.path} does not exist; expected {EXPECTED_RAW[config.dataset]}."
-        )
+    glob = any(c in data.path for c in "*?[")
+    if "://" not in data.path and not glob and not path.exists():
+        raise FileNotFoundError(f"--data {data.path} does not exist; expected {spec.expected}.")
     target = (
         root
         / f"{config.dataset}-{_key(str(path.resolve()) if '://' not in data.path else data.path)}"
     )
     return prepare(
-        config.dataset,
+        spec.schema,
         data.path,
         target,
         min_count=data.min_count,

@@ -1,10 +1,10 @@
-"""Dataset specs: what a raw dataset looks like and how its rows become field values.
+"""Parsing helpers shared by the format readers: blocks of rows, rejected rows, delimited text.
 
-A spec knows its fields (name, kind), the group key for gAUC, the default min count, how to find
-the raw files of each split, and how to turn a block of raw lines into a :class:`Block` of
-string field values plus labels, with malformed rows set aside (reason + 1-based line number).
-Counting, vocabularies, encoding and writing are shared and live in
-:mod:`pipelines.data.prepare`.
+A reader turns a block of raw input (lines of a text file, a batch of Parquet rows or of
+``tf.train.Example`` records) into a :class:`Block`: a frame with one column per source column,
+the 1-based line or record number of each row, and the rows it set aside as malformed (line,
+reason, detail). :class:`pipelines.data.datasets.spec.SchemaSpec` then turns the raw columns into
+field values and labels by the schema.
 
 Parsing is vectorized: a block's lines are first checked with a cheap per-line separator count,
 well-formed lines are parsed together by the pandas C parser, and only odd lines (wrong column
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,55 +24,48 @@ import pandas as pd
 from pipelines.data.errors import DataError
 
 WRONG_COLUMNS = "wrong_column_count"
-NON_NUMERIC = "non_numeric_integer"
+NON_NUMERIC = "non_numeric"
+NON_INTEGER = "non_numeric_integer"
 UNKNOWN_LABEL = "unknown_label"
 OUT_OF_RANGE = "feature_out_of_range"
 BAD_TOKEN = "bad_libfm_token"
 UNKNOWN_USER = "unknown_user"
+WRONG_TYPE = "wrong_feature_type"
+TOO_MANY_VALUES = "too_many_values"
 
 SPLITS = ("train", "valid", "test")
-BINARY_LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
-LIBFM_LABELS = {"1": 1, "-1": 0, "0": 0, "1.0": 1, "-1.0": 0, "0.0": 0}
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """A model input field.
-
-    Args:
-        name: field and feature name (also the serving input name).
-        kind: ``categorical``, ``numeric-bucketed`` or ``sequence``.
-        max_len: sequence length (sequence fields only).
-        transform: the numeric transform's name, recorded in the manifest for export.
-    """
-
-    name: str
-    kind: str = "categorical"
-    max_len: int | None = None
-    transform: str | None = None
 
 
 @dataclass(frozen=True)
 class RawFile:
-    """A raw input file and the split it feeds (``None``: rows are split by a seeded hash)."""
+    """A raw input file and the split it feeds (``None``: rows are split by a seeded hash).
+    ``stream`` numbers the files of a hashed split, so equal row numbers in two files do not
+    land in the same split together."""
 
     path: str
     split: str | None
+    stream: int = 0
 
 
 @dataclass
 class Block:
-    """Parsed rows of one block of raw lines.
+    """Parsed rows of one block of raw input.
 
-    ``frame`` has one string column per field (missing values are ``""``; sequence fields hold
-    the raw cell, split later by the spec's separator); ``line`` the 1-based line number and
-    ``label`` the 0/1 label of each kept row. ``bad`` lists ``(line, reason, detail)``.
+    ``frame`` has one column per source column (text cells as strings, ``""`` when empty;
+    Parquet and tf.Example values as read), later one per field; ``line`` holds the 1-based
+    line or record number and ``label`` the 0/1 label of each kept row (set by the spec).
+    ``bad`` lists ``(line, reason, detail)``.
     """
 
     frame: pd.DataFrame
     line: np.ndarray
-    label: np.ndarray
+    label: np.ndarray | None = None
     bad: list[tuple[int, str, str]] = field(default_factory=list)
+    # arrays aligned with the rows, filtered with them (finished field columns)
+    carry: dict[str, np.ndarray] = field(default_factory=dict)
+    # False when the block's text holds no ASCII whitespace besides the delimiter, so cells
+    # need no stripping (the reader knows from the raw bytes; the common case, and cheap)
+    padded: bool = True
 
     def reject(self, mask: np.ndarray, reason: str, details) -> None:
         """Moves the rows under ``mask`` to ``bad`` with one detail string per rejected row."""
@@ -86,78 +78,10 @@ class Block:
         keep = ~mask
         self.frame = self.frame.loc[keep].reset_index(drop=True)
         self.line = self.line[keep]
-        self.label = self.label[keep]
-
-
-class DatasetSpec:
-    """Base class of the dataset specs (one subclass per dataset).
-
-    Attributes:
-        name: registry name.
-        fields: model input fields in model order.
-        group_key: field used as the gAUC group, or ``None``.
-        default_min_count: vocabulary min count of the reference protocol.
-        seeded_split: ``True`` when the rows of one raw source are split 8:1:1 by a seeded hash
-            of the row index; ``False`` when the raw files are the official splits.
-        default_seed: seed of the hashed split.
-    """
-
-    name: str = ""
-    fields: tuple[FieldSpec, ...] = ()
-    group_key: str | None = None
-    default_min_count: int = 2
-    seeded_split: bool = False
-    default_seed: int = 2018
-    split_ratios: tuple[int, int, int] = (8, 1, 1)
-
-    def __init__(self, **options: Any):
-        if options:
-            raise ValueError(f"Dataset `{self.name}` takes no options. Received: {sorted(options)}")
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """Spec options that change the output (part of the fingerprint)."""
-        return {}
-
-    def resolve(self, raw: str) -> list[RawFile]:
-        """Finds the raw files under ``raw``; raises :class:`DataError` saying what was expected."""
-        raise NotImplementedError
-
-    def side_files(self) -> list[str]:
-        """Other raw files the output depends on (part of the fingerprint), after :meth:`resolve`."""
-        return []
-
-    def load_context(self, files: list[RawFile]) -> Any:
-        """Loads side tables needed by :meth:`parse` (e.g. ML-1M users). Default: none."""
-        return None
-
-    def parse(
-        self, lines: list[bytes], first_line: int, file: RawFile, state: dict, context: Any
-    ) -> Block:
-        """Parses a block of raw lines (``first_line`` is the 1-based number of ``lines[0]``).
-
-        ``state`` is a per-file dict that persists across blocks (e.g. the CSV header).
-        """
-        raise NotImplementedError
-
-    def tokens(self, name: str, values: pd.Series) -> pd.Series:
-        """Tokens of a sequence field: one row per token, index = row position in the block.
-
-        The same function serves counting and encoding, so vocabulary and ids always agree.
-        """
-        raise NotImplementedError(f"`{name}` is not a sequence field of `{self.name}`")
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def check_split_dir(raw: str, what: str) -> None:
-    from pipelines.data import fileio
-
-    if not fileio.exists(raw):
-        raise DataError(f"{raw}: not found; expected {what}")
-    if not fileio.isdir(raw):
-        raise DataError(f"{raw}: expected a directory with {what}")
+        if self.label is not None:
+            self.label = self.label[keep]
+        for key, values in self.carry.items():
+            self.carry[key] = values[keep]
 
 
 def split_by_count(
@@ -220,52 +144,50 @@ def frame_from_lines(
     return pd.read_csv(io.BytesIO(data), dtype=object, na_filter=False, **common)
 
 
-def labels_from(series: pd.Series, mapping: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Maps label strings to 0/1; returns ``(labels, unknown_mask)``."""
-    mapped = series.map(mapping)
-    unknown = mapped.isna().to_numpy()
-    return mapped.fillna(0).to_numpy(dtype=np.int8), unknown
-
-
-def labelled_block(
-    frame: pd.DataFrame, numbers: np.ndarray, bad: list, mapping: dict[str, int], expected: str
-) -> Block:
-    """A :class:`Block` of ``frame``'s fields with its ``label`` column mapped through
-    ``mapping``; rows with another label are rejected as ``UNKNOWN_LABEL`` ("expected
-    <expected>, got ...")."""
-    label, unknown = labels_from(frame["label"], mapping)
-    details = bad_details(frame, unknown, "label", f"expected {expected}, got")
-    block = Block(frame.drop(columns="label"), numbers, label, bad)
-    block.reject(unknown, UNKNOWN_LABEL, details)
-    return block
-
-
 def integers_from(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parses integer strings; ``""`` is missing.
 
     Returns ``(values as float64 with NaN for missing, missing_mask, bad_mask)``; a bad value is
     non-empty and not an integer.
     """
-    text = series.astype(object)
-    missing = (text == "").to_numpy()
-    values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    bad = ~missing & (~finite | (np.abs(np.where(finite, values, 0)) > 2.0**53))
-    bad |= finite & (np.floor(np.where(finite, values, 0)) != np.where(finite, values, 0))
-    return values, missing, bad
-
-
-def integers_of(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Like :func:`integers_from`, for a column that may already be float64 (NaN = missing)."""
-    if series.dtype != np.float64:
-        return integers_from(series)
-    values = series.to_numpy(dtype=np.float64)
-    missing = np.isnan(values)
-    finite = np.where(missing, 0.0, values)
-    bad = ~missing & (
-        ~np.isfinite(finite) | (np.floor(finite) != finite) | (np.abs(finite) > 2.0**53)
+    values, missing, bad = numbers_from(series)
+    finite = np.where(np.isfinite(values), values, 0)
+    bad |= ~missing & (
+        ~np.isfinite(values) | (np.abs(finite) > 2.0**53) | (np.floor(finite) != finite)
     )
     return values, missing, bad
+
+
+def numbers_from(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parses numbers from strings or numeric values; ``""``, ``None`` and NaN are missing.
+
+    Returns ``(float64 values, NaN for missing or bad; missing_mask; bad_mask)``; a bad value is
+    present and not a number.
+    """
+    if series.dtype.kind in "fiub":
+        values = series.to_numpy(dtype=np.float64, copy=True)
+        missing = np.isnan(values)
+        return values, missing, np.zeros(len(values), dtype=bool)
+    text = series.astype(object)
+    if pd.api.types.infer_dtype(text, skipna=False) != "string":
+        text = pd.Series([_decode(v) if v is not None else "" for v in text.tolist()], dtype=object)
+        text = text.map(lambda v: v if isinstance(v, str) else ("" if v != v else repr(v)))
+    stripped = text.str.strip(" \t\n\r\x0b\x0c")
+    missing = (stripped == "").to_numpy(copy=True)
+    values = pd.to_numeric(stripped.where(~missing, None), errors="coerce").to_numpy(
+        dtype=np.float64, copy=True
+    )
+    bad = ~missing & np.isnan(values)
+    if bad.any():
+        # "nan" / "NaN" parse to NaN: a missing value, not a malformed one
+        nan_text = (stripped.str.lower() == "nan").to_numpy()
+        bad &= ~nan_text
+        missing |= nan_text
+    return values, missing, bad
+
+
+def _decode(value):
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
 def int_strings(values: np.ndarray) -> np.ndarray:
@@ -277,86 +199,92 @@ def bad_details(frame: pd.DataFrame, mask: np.ndarray, column: str, what: str) -
     return [f"{column}: {what} {v!r}" for v in frame.loc[mask, column].tolist()]
 
 
-def parse_csv_block(
+def parse_delimited_block(
     lines: list[bytes],
     first_line: int,
     state: dict,
-    file: RawFile,
+    path: str,
+    *,
+    delimiter: str,
+    header: bool,
+    columns: tuple[str, ...] | None,
     required: list[str],
+    numeric: tuple[str, ...] = (),
+    encoding: str = "utf-8",
 ) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, str, str]]]:
-    """Parses a block of a CSV file with a header row (BARS layout), quoting allowed.
+    """Parses a block of delimited text; CSV quoting (``"``) is honoured for ``,``.
 
-    The header (line 1) must name all ``required`` columns; other columns are ignored.
-    Returns a frame of the required columns, line numbers and bad entries.
+    With ``header`` the first line names the columns and must name every ``required`` column
+    (other columns are ignored); otherwise ``columns`` are the names in file order. Returns a
+    frame of the required columns (``numeric`` ones as float64 where every value parses),
+    line numbers and bad entries.
     """
-    if first_line == 1:
-        header = next(csv.reader([lines[0].decode("utf-8-sig")]))
-        header = [h.strip() for h in header]
-        absent = [c for c in required if c not in header]
-        if absent:
-            raise DataError(
-                f"{file.path} line 1: expected a CSV header with columns {required}; "
-                f"missing {absent}, found {header}"
+    if "columns" not in state:
+        if header:
+            text = lines[0].decode(encoding)
+            text = text.removeprefix("\ufeff")
+            names = (
+                next(csv.reader([text], delimiter=delimiter))
+                if delimiter == ","
+                else text.split(delimiter)
             )
-        state["columns"] = header
-        lines = lines[1:]
-        first_line = 2
-    columns = state["columns"]
-    ncols = len(columns)
+            names = [h.strip() for h in names]
+            absent = [c for c in required if c not in names]
+            if absent:
+                raise DataError(
+                    f"{path} line 1: the header names no column {', '.join(map(repr, absent))} "
+                    f"(declared in the schema); the header has {names}"
+                )
+            lines = lines[1:]
+            first_line += 1
+        else:
+            names = list(columns)
+        state["columns"] = names
+    names = state["columns"]
+    ncols = len(names)
+    what = (
+        "comma-separated"
+        if delimiter == ","
+        else ("tab-separated" if delimiter == "\t" else f"{delimiter!r}-separated")
+    )
     numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
-    quoted = np.fromiter((b'"' in ln for ln in lines), dtype=bool, count=len(lines))
-    plain = [ln for ln, q in zip(lines, quoted.tolist(), strict=True) if not q]
-    plain_lines, plain_numbers, bad = split_by_count(plain, 0, b",", ncols, "comma-separated")
-    plain_numbers = numbers[~quoted][plain_numbers] if len(plain) else plain_numbers
+    quotable = delimiter == ","
+    quoted = (
+        np.fromiter((b'"' in ln for ln in lines), dtype=bool, count=len(lines))
+        if quotable
+        else np.zeros(len(lines), dtype=bool)
+    )
+    plain = (
+        [ln for ln, q in zip(lines, quoted.tolist(), strict=True) if not q]
+        if quoted.any()
+        else lines
+    )
+    plain_lines, plain_idx, bad = split_by_count(plain, 0, delimiter.encode(encoding), ncols, what)
+    plain_numbers = numbers[~quoted][plain_idx] if len(plain) else plain_idx
     bad = [(int(numbers[~quoted][i]), r, d) for i, r, d in bad]
-    frame = frame_from_lines(plain_lines, ",", columns)[required]
+    numeric = tuple(n for n in numeric if n in required)
+    frame = frame_from_lines(plain_lines, delimiter, names, encoding, numeric)[required]
     if quoted.any():
         # Slow path, only for lines with quoted cells: the csv module handles embedded commas.
         rows, row_numbers = [], []
         for i in np.flatnonzero(quoted).tolist():
-            cells = next(csv.reader([lines[i].decode("utf-8")]))
+            cells = next(csv.reader([lines[i].decode(encoding)]))
             if len(cells) != ncols:
                 bad.append(
                     (
                         int(numbers[i]),
                         WRONG_COLUMNS,
-                        f"expected {ncols} comma-separated columns, got {len(cells)}",
+                        f"expected {ncols} {what} columns, got {len(cells)}",
                     )
                 )
                 continue
             rows.append(cells)
             row_numbers.append(int(numbers[i]))
         if rows:
-            extra = pd.DataFrame(rows, columns=columns, dtype=object)[required]
-            frame = pd.concat([frame, extra], ignore_index=True)
+            extra = pd.DataFrame(rows, columns=names, dtype=object)[required]
+            frame = pd.concat([frame.astype(object), extra], ignore_index=True)
             plain_numbers = np.concatenate([plain_numbers, np.asarray(row_numbers, dtype=np.int64)])
             order = np.argsort(plain_numbers, kind="stable")
             frame = frame.iloc[order].reset_index(drop=True)
             plain_numbers = plain_numbers[order]
     return frame, plain_numbers, bad
-
-
-def split_tokens(values: pd.Series, sep: str) -> pd.Series:
-    """Splits cells on ``sep`` into stripped, non-empty tokens (one row per token, index = row)."""
-    if len(values) == 0:
-        return pd.Series([], dtype=object)
-    parts = values.astype(object).str.split(sep, regex=False).explode()
-    parts = parts.dropna().astype(object).str.strip()
-    return parts[parts != ""]
-
-
-def resolve_csv_splits(raw: str, what: str) -> list[RawFile] | None:
-    """BARS layout: ``train.csv``, ``valid.csv``, ``test.csv`` (optionally ``.gz``) in ``raw``.
-
-    Returns ``None`` when the directory holds no BARS file at all.
-    """
-    from pipelines.data import fileio
-
-    names = fileio.listdir(raw)
-    if not any(n.split(".")[0] in SPLITS and ".csv" in n for n in names):
-        return None
-    files = []
-    for split in SPLITS:
-        path = fileio.glob_one(raw, [f"{split}.csv", f"{split}.csv.gz"], f"{what} {split} split")
-        files.append(RawFile(path, split))
-    return files

@@ -1,57 +1,42 @@
-"""libFM rows (``label idx:value ... idx:value``), as shipped by NFM/AFN for Frappe and ML-tag.
+"""The ``libfm`` reader: NFM/AFN libFM rows (``label idx:value ... idx:value``), as shipped for
+Frappe and ML-tag, or their BARS CSV conversion.
 
-BARS converts these files to CSV by keeping each token's feature index, field by position; this
-module does the same, so the libFM and the BARS CSV inputs give identical raw values.
+BARS converts the libFM files to CSV by keeping each token's feature index, field by position;
+this reader does the same, so both inputs give identical raw values: the schema's fields, in
+order, take the index of token 1, 2, ... and the label column the first token. A file whose
+name contains ``.csv`` is read as the BARS CSV (a header naming the label and the fields).
+Lines are split on any whitespace (the staged Frappe files are CRLF).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from pipelines.data import fileio
-
 from pipelines.data.datasets.base import (
-    labelled_block,
-    DatasetSpec,
-    FieldSpec,
-    RawFile,
-    check_split_dir,
-    resolve_csv_splits,
     BAD_TOKEN,
-    BINARY_LABELS,
-    LIBFM_LABELS,
-    NON_NUMERIC,
-    OUT_OF_RANGE,
-    UNKNOWN_LABEL,
     WRONG_COLUMNS,
     Block,
-    bad_details,
+    RawFile,
     frame_from_lines,
-    int_strings,
-    integers_from,
-    labels_from,
-    parse_csv_block,
+    parse_delimited_block,
 )
 
 
-def parse_libfm(
-    lines: list[bytes],
-    first_line: int,
-    fields: list[str],
-    ranges: dict[str, tuple[int, int]] | None = None,
-) -> Block:
+def parse_libfm(lines: list[bytes], first_line: int, columns: list[str]) -> Block:
     """Parses libFM lines with exactly one ``index:value`` token per field, in field order.
 
     Args:
         lines: raw lines (line terminators removed).
         first_line: 1-based number of ``lines[0]``.
-        fields: field names, one per token position.
-        ranges: optional inclusive index range per field; indices outside are rejected.
+        columns: the label column, then one column per token position.
 
     Returns:
-        A :class:`Block` whose field values are the feature indices as decimal strings.
+        A :class:`Block` whose columns hold the label token and the feature indices (strings).
     """
-    ncols = len(fields) + 1
+    ncols = len(columns)
     numbers = np.arange(first_line, first_line + len(lines), dtype=np.int64)
     counts = np.fromiter((ln.count(b" ") for ln in lines), dtype=np.int64, count=len(lines))
     good, good_numbers, bad = [], [], []
@@ -71,99 +56,53 @@ def parse_libfm(
                 (
                     int(numbers[i]),
                     WRONG_COLUMNS,
-                    f"expected {ncols} whitespace-separated tokens (label + {len(fields)} index:value), got {len(tokens)}",
+                    f"expected {ncols} whitespace-separated tokens (label + {ncols - 1} "
+                    f"index:value), got {len(tokens)}",
                 )
             )
-    frame = frame_from_lines(good, " ", ["label", *fields])
-    numbers = np.asarray(good_numbers, dtype=np.int64)
-    block = labelled_block(frame, numbers, bad, LIBFM_LABELS, "1, -1 or 0")
-    for name in fields:
+    frame = frame_from_lines(good, " ", columns)
+    block = Block(frame, np.asarray(good_numbers, dtype=np.int64), None, bad)
+    for name in columns[1:]:
         parts = block.frame[name].astype(object).str.partition(":")
-        values, missing, bad_mask = integers_from(parts[0])
-        bad_mask |= missing | (parts[1] != ":").to_numpy() | (parts[2] == "").to_numpy()
-        _set_indices(block, name, values, bad_mask, BAD_TOKEN, "expected index:value, got", ranges)
+        index = parts[0].str.strip()
+        malformed = (
+            (parts[1] != ":").to_numpy()
+            | (parts[2] == "").to_numpy()
+            | ~index.str.fullmatch(r"-?\d+").fillna(False).to_numpy(dtype=bool)
+        )
+        if malformed.any():
+            details = [
+                f"{name}: expected index:value, got {v!r}"
+                for v in block.frame.loc[malformed, name].tolist()
+            ]
+            block.reject(malformed, BAD_TOKEN, details)
+            index = index[~malformed].reset_index(drop=True)
+        block.frame[name] = index.to_numpy(dtype=object)
     return block
 
 
-def parse_index_csv(
-    lines: list[bytes],
-    first_line: int,
-    state,
-    file,
-    fields: list[str],
-    ranges: dict[str, tuple[int, int]] | None = None,
-) -> Block:
-    """Parses BARS CSV rows ``label,<field>,...`` whose values are libFM feature indices (the
-    BARS conversion of these libFM files), with the same checks as :func:`parse_libfm`: a 0/1
-    label, an integer index per field, optionally inside the field's inclusive range.
-    """
-    frame, numbers, bad = parse_csv_block(lines, first_line, state, file, ["label", *fields])
-    block = labelled_block(frame, numbers, bad, BINARY_LABELS, "0 or 1")
-    for name in fields:
-        values, missing, bad_mask = integers_from(block.frame[name])
-        bad_mask |= missing
-        _set_indices(
-            block, name, values, bad_mask, NON_NUMERIC, "expected a feature index, got", ranges
-        )
-    return block
+class LibfmReader:
+    """libFM token files, or their BARS CSV conversion, field by token position."""
 
+    def __init__(self, schema) -> None:
+        self.schema = schema
+        self.columns = [schema.label.column, *(f.source for f in schema.fields)]
 
-def _set_indices(block: Block, name: str, values, bad_mask, reason: str, expected: str, ranges):
-    """Rejects the rows of ``bad_mask`` (as ``reason``: "<expected> <value>") and those whose
-    index of ``name`` is outside its range, and stores the rest as the field's values."""
-    if bad_mask.any():
-        block.reject(bad_mask, reason, bad_details(block.frame, bad_mask, name, expected))
-        values = values[~bad_mask]
-    if ranges is not None:
-        values = reject_out_of_range(block, name, values, ranges[name])
-    block.frame[name] = int_strings(values)
-
-
-def reject_out_of_range(block: Block, name: str, values, bounds: tuple[int, int]):
-    """Rejects rows whose feature index of `name` is outside the inclusive `bounds`; returns
-    the remaining rows' values."""
-    lo, hi = bounds
-    out = (values < lo) | (values > hi)
-    if out.any():
-        block.reject(
-            out, OUT_OF_RANGE, bad_details(block.frame, out, name, f"index outside [{lo}, {hi}]:")
-        )
-        values = values[~out]
-    return values
-
-
-class LibfmIndexSpec(DatasetSpec):
-    """A dataset shipped as NFM/AFN libFM files or as their BARS CSV conversion: categorical
-    fields whose values are libFM feature indices, official train/valid/test splits.
-
-    Subclasses declare ``name``, ``field_names``, ``group_key``, ``default_min_count``,
-    ``expected`` (the accepted files, for error messages), ``title`` (e.g. "Frappe"),
-    ``libfm_patterns`` (split -> glob patterns) and optionally ``ranges`` (field -> inclusive
-    index range; indices outside are rejected).
-    """
-
-    field_names: tuple[str, ...] = ()
-    expected: str = ""
-    title: str = ""
-    libfm_patterns: dict[str, list[str]] = {}
-    ranges: dict[str, tuple[int, int]] | None = None
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.fields = tuple(FieldSpec(n) for n in cls.field_names)
-
-    def resolve(self, raw: str) -> list[RawFile]:
-        check_split_dir(raw, self.expected)
-        csv_files = resolve_csv_splits(raw, f"{self.title} BARS CSV")
-        if csv_files is not None:
-            return csv_files
-        return [
-            RawFile(fileio.glob_one(raw, p, f"{self.title} libFM {s} split"), s)
-            for s, p in self.libfm_patterns.items()
-        ]
-
-    def parse(self, lines, first_line, file, state, context) -> Block:
-        fields = list(self.field_names)
-        if ".csv" not in fileio.basename(file.path):
-            return parse_libfm(lines, first_line, fields, self.ranges)
-        return parse_index_csv(lines, first_line, state, file, fields, self.ranges)
+    def blocks(self, file: RawFile, block_bytes: int, **_) -> Iterator[Block]:
+        if ".csv" in fileio.basename(file.path):
+            state: dict = {}
+            for first, lines in fileio.iter_line_blocks(file.path, block_bytes):
+                frame, numbers, bad = parse_delimited_block(
+                    lines,
+                    first,
+                    state,
+                    file.path,
+                    delimiter=",",
+                    header=True,
+                    columns=None,
+                    required=self.columns,
+                )
+                yield Block(frame, numbers, None, bad)
+            return
+        for first, lines in fileio.iter_line_blocks(file.path, block_bytes):
+            yield parse_libfm(lines, first, self.columns)

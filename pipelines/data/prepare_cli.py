@@ -1,0 +1,77 @@
+"""``python -m pipelines.prepare`` / ``tf4ctr-prepare``: raw files -> prepared dataset.
+
+The parser imports nothing heavy, so ``--help`` answers without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger("pipelines.prepare")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.prepare",
+        description="Preprocess raw CTR data into TFRecord shards + manifest.json.",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--dataset", help="a bundled dataset: criteo, frappe, kkbox, ml-1m, movielenslatest"
+    )
+    which.add_argument("--schema", help="a dataset schema YAML (README: Train on your own data)")
+    p.add_argument(
+        "--raw",
+        "--data",
+        dest="raw",
+        required=True,
+        help="raw file, directory or glob (local path or URI such as gs://...)",
+    )
+    p.add_argument("--out", required=True, help="data directory; the dataset goes to OUT/NAME/")
+    p.add_argument(
+        "--min-count", type=int, default=None, help="vocabulary min count (default: the schema's)"
+    )
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        help="tolerated malformed fraction per file (default 0.01)",
+    )
+    p.add_argument("--shards", type=int, help="shards per split (default 8)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of hashed splits (default: the schema's)"
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from pipelines.data.errors import DataError
+    from pipelines.data.prepare import prepare
+
+    options = {"max_bad_fraction": args.max_bad_fraction, "shards": args.shards}
+    try:
+        path = prepare(
+            args.schema or args.dataset,
+            args.raw,
+            args.out,
+            min_count=args.min_count,
+            seed=args.seed,
+            force=args.force,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+    except (DataError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    log.info("Dataset ready: %s (manifest %s/manifest.json)", path, path)
+    print(path, file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
