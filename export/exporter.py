@@ -44,9 +44,61 @@ def read_run(run_dir: Path):
             "(run `python -m pipelines.train` to completion first)."
         )
     metrics = run.read_metrics()
-    manifest = load_manifest(metrics["dataset_dir"])
+    manifest = run_manifest(run, metrics)
     model = keras.saving.load_model(run.model_path)
     return model, manifest, metrics
+
+
+def run_manifest(run: RunDir, metrics: dict):
+    """The manifest and vocabularies the run trained on: the run's own copy (``data/``), whose
+    fingerprint must be the one its metrics recorded; for a run written before runs kept a copy,
+    the prepared directory, refused when its fingerprint is not the recorded one."""
+    recorded = metrics.get("data_fingerprint")
+    manifest = run.bound_manifest()
+    source = "its copy"
+    if manifest is None:
+        manifest = load_manifest(metrics["dataset_dir"])
+        source = metrics["dataset_dir"]
+        if recorded is None:
+            log.warning(
+                "%s records no data fingerprint (an older run); exporting with the vocabularies "
+                "of %s as they are now",
+                run.path,
+                source,
+            )
+    if recorded is not None and manifest.fingerprint != recorded:
+        raise ValueError(
+            f"{run.path} was trained on data with fingerprint {recorded[:16]}, but {source} "
+            f"({manifest.directory}) has fingerprint {manifest.fingerprint[:16]}: exporting would "
+            "build other vocabularies into the model. Train again on that data."
+        )
+    return manifest
+
+
+def sample_source(manifest, metrics: dict):
+    """Where warmup rows come from: the prepared data when it is still what the run trained on
+    (same fingerprint), else None (warmup then uses ids drawn from the vocabularies)."""
+    try:
+        prepared = load_manifest(metrics["dataset_dir"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    return prepared if prepared.fingerprint == manifest.fingerprint else None
+
+
+def synthetic_ids(manifest, rows: int) -> dict[str, np.ndarray]:
+    """Valid model inputs cycling through each field's ids (and a few dense values): warmup
+    rows when the prepared data is gone."""
+    out = {}
+    index = np.arange(rows)
+    for field in manifest.fields:
+        if field.is_dense:
+            out[field.name] = np.array([-1.0, 0.0, 1.0, np.nan], np.float32)[index % 4]
+        elif field.is_sequence:
+            ids = (index[:, None] + np.arange(field.max_len)[None, :]) % field.vocab_size
+            out[field.name] = ids.astype(np.int64)
+        else:
+            out[field.name] = (index % field.vocab_size).astype(np.int64)
+    return out
 
 
 def sample_ids(manifest, split: str, rows: int) -> dict[str, np.ndarray]:
@@ -116,7 +168,9 @@ def export_run(
         tf.saved_model.save(server, str(tmp), signatures=server.signatures())
         extra = tmp / "assets.extra"
         extra.mkdir()
-        raw = RawDecoder(manifest).decode(sample_ids(manifest, "test", 64))
+        prepared = sample_source(manifest, metrics)
+        ids = sample_ids(prepared, "test", 64) if prepared else synthetic_ids(manifest, 64)
+        raw = RawDecoder(manifest).decode(ids)
         with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
             for record in warmup_requests(server, manifest, model_name, raw):
                 writer.write(record.SerializeToString())

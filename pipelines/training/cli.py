@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset_dir = resolve_dataset(config)
         write = role is None or role.is_chief
         finished = RunDir(run_dir).prepare(config, args.overwrite and write, write)
+        RunDir(run_dir).bind_data(dataset_dir, write)  # a changed input is not the old run
     except (ConfigError, FileNotFoundError) as error:
         log.error("%s", error)
         return 2

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.data.manifest import Manifest
+from pipelines.data.manifest import Manifest, load_manifest
 from pipelines.data.reader import make_dataset
 from pipelines.training.config import ConfigError, RunConfig
 from pipelines.training.evaluation import EvaluateFn, SplitEvaluator
@@ -129,6 +129,7 @@ def finish_run(
         "loss": config.loss_name,
         "seed": t.seed,
         "dataset_dir": str(Path(dataset_dir).resolve()),
+        "data_fingerprint": load_manifest(dataset_dir).fingerprint,
         **(extra or {}),
     }
     if write:

@@ -16,6 +16,9 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
     (:mod:`pipelines.training.multi_worker`), because Keras 3 ``fit`` does not run under
     MultiWorkerMirroredStrategy (keras-team/keras#20585).
     """
+    from pipelines.training.rundir import RunDir
+
+    RunDir(run_dir).bind_data(dataset_dir)  # refuses data that changed under the run
     if config.train.strategy == "multi_worker":
         from pipelines.training.multi_worker import train_multi_worker
 

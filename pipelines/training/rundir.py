@@ -8,7 +8,13 @@ A run directory (``runs/<dataset>/<model>-<config hash>`` unless ``--run-dir``) 
     history.csv       per-epoch logs (Keras CSVLogger)
     history.json      per-epoch schedule history (metrics, LR, seconds)
     model.keras       the trained model (best epoch)
+    data/             the run's own copy of what serving needs from its data: manifest.json
+                      (with the data's fingerprint) and vocab/; written before the first epoch
     metrics.json      valid/test metrics; written last, so its presence means "finished"
+
+A run is bound to the data it trained on: training again (or resuming) on data with another
+fingerprint is refused, naming both, and export reads the run's own copy of the manifest and
+vocabularies, never the (mutable) prepared directory.
 
 Training, the schedule, tuning, export and the experiments read and write these files only
 through this module; every write goes through :func:`pipelines.data.fileio.atomic_output`.
@@ -23,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.data.fileio import atomic_output, write_atomic
+from pipelines.data.fileio import atomic_directory, atomic_output, write_atomic
+from pipelines.data.manifest import MANIFEST_NAME, Manifest, load_manifest
 from pipelines.training.config import ConfigError, RunConfig
 
 CONFIG_FILE = "config.yaml"
@@ -33,6 +40,7 @@ HISTORY_FILE = "history.json"
 HISTORY_CSV = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+DATA_DIR = "data"
 # What a finished run keeps beside its model: enough to re-read and report it.
 RECORD_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 
@@ -86,6 +94,44 @@ class RunDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD_DIR
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA_DIR
+
+    def bound_manifest(self) -> Manifest | None:
+        """The run's own copy of its data's manifest (``None`` for runs written before runs
+        kept one)."""
+        if not (self.data_dir / MANIFEST_NAME).is_file():
+            return None
+        return load_manifest(self.data_dir)
+
+    def bind_data(self, dataset_dir, write: bool = True) -> None:
+        """Binds the run to the prepared data at ``dataset_dir``: the first time, copies its
+        manifest and vocabularies into ``data/``; afterwards refuses data with another
+        fingerprint (ConfigError naming both), so a changed input is never reported as the old
+        finished run nor resumed on top of it. A finished run from before runs kept the copy is
+        left as it is (export then reads the prepared directory, checking what it can)."""
+        manifest = load_manifest(dataset_dir)
+        bound = self.bound_manifest()
+        if bound is not None:
+            if bound.fingerprint != manifest.fingerprint:
+                raise ConfigError(
+                    f"{self.path} was trained on data with fingerprint {bound.fingerprint[:16]} "
+                    f"({bound.raw.get('dataset')}), but {manifest.directory} now has fingerprint "
+                    f"{manifest.fingerprint[:16]}: the data changed. Pass --overwrite to train "
+                    "again on the new data, or another --run-dir."
+                )
+            return
+        if not write or self.finished():
+            return
+        with atomic_directory(self.data_dir, replace=True) as tmp:
+            shutil.copy(manifest.directory / MANIFEST_NAME, tmp / MANIFEST_NAME)
+            for field in manifest.fields:
+                if field.vocab_file is not None:
+                    target = tmp / field.vocab_file
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(manifest.vocab_path(field.name), target)
 
     # -- reads --------------------------------------------------------------------------------
     def finished(self) -> bool:

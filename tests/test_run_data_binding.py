@@ -1,0 +1,66 @@
+"""A run is bound to the data it trained on (issue: a finished run silently paired with a
+rebuilt dataset, and export building the new vocabulary into the old model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.data import load_manifest
+from pipelines.data.generate import generate_criteo
+from pipelines.training.cli import main as train_main
+from pipelines.training.rundir import RunDir
+
+SMALL = [
+    "--simple-units", "8", "--complex-units", "8", "--embedding-dim", "4",
+    "--set", "train.batch_size=256", "--set", "train.eval_batch_size=1024",
+    "--set", "data.min_count=1", "--set", "train.monitor=auc", "--epochs", "1", "--quiet",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_changed_data_is_refused_and_export_keeps_the_runs_own_vocabularies(tmp_path, caplog):
+    from export.__main__ import main as export_main
+
+    raw = tmp_path / "clicks.txt"
+    generate_criteo(str(raw), 2000, seed=1)
+    run_dir = tmp_path / "run"
+    argv = ["--dataset", "criteo", "--data", str(raw), "--data-dir", str(tmp_path / "data")]
+    argv += ["--run-dir", str(run_dir), *SMALL]
+    assert train_main(argv) == 0
+    run = RunDir(run_dir)
+    first = run.bound_manifest()
+    assert first is not None
+    assert run.read_metrics()["data_fingerprint"] == first.fingerprint
+    c1_vocab = first.vocabulary("C1")
+
+    generate_criteo(str(raw), 2000, seed=2)  # the same path, other rows
+    caplog.clear()
+    assert train_main(argv) == 2  # not "already finished"
+    assert f"was trained on data with fingerprint {first.fingerprint[:16]}" in caplog.text
+    rebuilt = load_manifest(run.read_metrics()["dataset_dir"])
+    assert rebuilt.fingerprint != first.fingerprint
+    assert f"now has fingerprint {rebuilt.fingerprint[:16]}" in caplog.text
+    assert rebuilt.vocabulary("C1") != c1_vocab
+
+    # export builds the run's own vocabularies, not the rebuilt ones
+    out = tmp_path / "serve"
+    assert export_main(["--run-dir", str(run_dir), "--model-base-path", str(out)]) == 0
+    version = next((out).glob("*/1"))
+    extra = json.loads((version / "assets.extra" / "manifest.json").read_text())
+    assert extra["fingerprint"] == first.fingerprint
+    assert (version / "assets" / "C1.txt").read_text().splitlines() == c1_vocab
+
+    # a run whose copy does not match its recorded fingerprint is refused by export
+    metrics = run.read_metrics()
+    run.write_metrics({**metrics, "data_fingerprint": "0" * 64})
+    caplog.clear()
+    assert export_main(["--run-dir", str(run_dir), "--model-base-path", str(out)]) == 2
+    assert "was trained on data with fingerprint 0000000000000000" in caplog.text
+    assert first.fingerprint[:16] in caplog.text
+    run.write_metrics(metrics)
+
+    # --overwrite trains again, now bound to the new data
+    assert train_main([*argv, "--overwrite"]) == 0
+    assert run.bound_manifest().fingerprint == rebuilt.fingerprint
