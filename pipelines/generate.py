@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from pipelines.data.generate import generate_criteo  # TensorFlow (file I/O): after parsing
 
-    generate_criteo(args.out, args.rows, args.seed)
+    parent = os.path.dirname(args.out) or "."
+    if "://" not in args.out and not os.path.isdir(parent):
+        logging.error("--out %s: the directory %s does not exist", args.out, parent)
+        return 2
+    try:
+        generate_criteo(args.out, args.rows, args.seed)
+    except (ValueError, OSError) as error:
+        logging.error("%s", error)
+        return 2
     return 0
 
 

@@ -64,3 +64,45 @@ def test_changed_data_is_refused_and_export_keeps_the_runs_own_vocabularies(tmp_
     # --overwrite trains again, now bound to the new data
     assert train_main([*argv, "--overwrite"]) == 0
     assert run.bound_manifest().fingerprint == rebuilt.fingerprint
+
+
+def test_a_second_training_of_the_same_run_directory_is_refused_naming_the_first(tmp_path, caplog):
+    import os
+
+    from tests.conftest import generated_criteo_dataset
+
+    data_dir = generated_criteo_dataset(tmp_path, 500, seed=3, min_count=1)
+    run_dir = tmp_path / "run"
+    argv = ["--dataset", "criteo", "--data", str(data_dir), "--run-dir", str(run_dir), *SMALL]
+    with RunDir(run_dir).lock():  # as a first training would hold it
+        assert train_main(argv) == 2
+    assert f"{run_dir} is being trained by process {os.getpid()}" in caplog.text
+    assert not RunDir(run_dir).finished()
+    assert train_main(argv) == 0  # released: the restart trains
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.learning_rate=.inf", "`train.learning_rate` must be > 0.0. Received"),
+        ("train.learning_rate=.nan", "`train.learning_rate` must be > 0.0. Received"),
+        ("loss.alpha=.nan", "`loss.alpha` must be in [0.0, 1.0]. Received"),
+    ],
+)
+def test_non_finite_numbers_are_refused(override, message):
+    from pipelines.training.config import ConfigError, parse_override, resolve_config
+
+    with pytest.raises(ConfigError) as info:
+        resolve_config("frappe", None, dict([parse_override(override)]))
+    assert message in str(info.value)
+
+
+def test_shards_have_an_upper_bound_and_generate_names_a_missing_directory(tmp_path, caplog):
+    from pipelines.data.prepare import MAX_SHARDS, prepare
+    from pipelines.generate import main as generate_main
+
+    with pytest.raises(ValueError, match=rf"`shards` must be in \[1, {MAX_SHARDS}\]"):
+        prepare("criteo", str(tmp_path / "x.txt"), tmp_path / "out", shards=MAX_SHARDS + 1)
+    out = tmp_path / "nope" / "d.txt"
+    assert generate_main(["--rows", "10", "--out", str(out)]) == 2
+    assert f"the directory {out.parent} does not exist" in caplog.text

@@ -11,6 +11,7 @@ silently trains another model.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -212,8 +213,9 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> None:
-    """Raises a ValueError naming the argument if `value` is outside the given range."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    """Raises a ValueError naming the argument if `value` is outside the given range or not a
+    finite number (NaN and infinities are refused whatever the bounds)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
     if ok and high is not None:

@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 PIPELINE_VERSION = 1
 DEFAULT_SHARDS = 8
+# Shard names have five digits; more than this many open writers per split is a mistake.
+MAX_SHARDS = 4096
 DEFAULT_MAX_BAD_FRACTION = 0.01
 MAX_EXAMPLES = 10
 # A file whose rows are mostly malformed is the wrong file or format: stop early, don't read 45 M rows.
@@ -401,8 +403,8 @@ def prepare(
             nothing partial is left behind.
     """
     spec = get_spec(dataset)
-    if shards < 1:
-        raise ValueError(f"`shards` must be >= 1. Received: `shards={shards}`")
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"`shards` must be in [1, {MAX_SHARDS}]. Received: `shards={shards}`")
     if not 0 <= max_bad_fraction <= 1:
         raise ValueError(
             f"`max_bad_fraction` must be in [0, 1]. Received: `max_bad_fraction={max_bad_fraction}`"

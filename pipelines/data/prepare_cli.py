@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             **{k: v for k, v in options.items() if v is not None},
         )
-    except (DataError, ValueError) as err:
+    except (DataError, ValueError, OSError) as err:  # OSError: e.g. a read-only --out
         log.error("%s", err)
         return 2
     log.info("Dataset ready: %s (manifest %s/manifest.json)", path, path)

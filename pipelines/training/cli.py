@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         write = role is None or role.is_chief
         finished = RunDir(run_dir).prepare(config, args.overwrite and write, write)
         RunDir(run_dir).bind_data(dataset_dir, write)  # a changed input is not the old run
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, OSError) as error:  # OSError: a missing file, a read-only directory
         log.error("%s", error)
         return 2
     except ValueError as error:  # bad data (pipelines.data.errors.DataError is a ValueError)

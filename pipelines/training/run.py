@@ -16,13 +16,15 @@ def train(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbo
     (:mod:`pipelines.training.multi_worker`), because Keras 3 ``fit`` does not run under
     MultiWorkerMirroredStrategy (keras-team/keras#20585).
     """
-    from pipelines.training.rundir import RunDir
-
-    RunDir(run_dir).bind_data(dataset_dir)  # refuses data that changed under the run
     if config.train.strategy == "multi_worker":
+        # every worker runs this; the chief's CLI binds the data (pipelines.training.cli)
         from pipelines.training.multi_worker import train_multi_worker
 
         return train_multi_worker(config, dataset_dir, run_dir, verbose=verbose)
     from pipelines.training.keras_fit import train_fit
+    from pipelines.training.rundir import RunDir
 
-    return train_fit(config, dataset_dir, run_dir, verbose=verbose)
+    run = RunDir(run_dir)
+    with run.lock():  # one training per run directory
+        run.bind_data(dataset_dir)  # refuses data that changed under the run
+        return train_fit(config, dataset_dir, run_dir, verbose=verbose)

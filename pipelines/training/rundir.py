@@ -23,7 +23,10 @@ through this module; every write goes through :func:`pipelines.data.fileio.atomi
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ HISTORY_CSV = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 DATA_DIR = "data"
+LOCK_FILE = ".lock"  # held (flock) by the process training the run; holds its PID
 # What a finished run keeps beside its model: enough to re-read and report it.
 RECORD_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
 
@@ -105,6 +109,36 @@ class RunDir:
         if not (self.data_dir / MANIFEST_NAME).is_file():
             return None
         return load_manifest(self.data_dir)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds an exclusive ``flock`` on ``.lock`` while a training runs, so a second
+        training of the same directory is refused (ConfigError naming the first's PID) instead
+        of both training fully. The kernel releases the lock when the holder dies, so a killed
+        run never blocks its restart."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 - held across the yield
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"{self.path} is being trained by process {holder}; wait for it to finish, or "
+                "pass another --run-dir."
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def bind_data(self, dataset_dir, write: bool = True) -> None:
         """Binds the run to the prepared data at ``dataset_dir``: the first time, copies its
