@@ -15,8 +15,13 @@ FROM tensorflow/serving:${SERVING_VERSION} AS serving
 ARG EXPORT=exports/model
 ARG MODEL_NAME=model
 ENV MODEL_NAME=${MODEL_NAME}
+# Serve as an unprivileged user: the model and config are root-owned and read-only to it.
+RUN groupadd --system --gid 10001 serving \
+    && useradd --system --uid 10001 --gid serving --no-create-home --shell /usr/sbin/nologin serving
 COPY ${EXPORT} /models/${MODEL_NAME}
 COPY serving/batching.config /config/batching.config
+RUN chmod -R a+rX /models /config
+USER 10001:10001
 # The base image's entrypoint serves /models/${MODEL_NAME} on 8500 (gRPC) and 8501 (REST).
 CMD ["--enable_batching", "--batching_parameters_file=/config/batching.config"]
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -14,7 +19,7 @@ import tensorflow as tf
 import tf4ctr_keras  # noqa: F401  (registers the model's classes for loading)
 from export.raw_rows import RawDecoder
 from export.serving_module import OUTPUT_NAME, SERVING_SIGNATURE, RawFeatureServer
-from pipelines.data.fileio import atomic_directory
+from pipelines.data.fileio import atomic_directory, remove_stale_directories
 from pipelines.data.manifest import load_manifest
 from pipelines.training.rundir import CONFIG_FILE, METRICS_FILE, RunDir
 
@@ -23,6 +28,82 @@ log = logging.getLogger(__name__)
 WARMUP_FILE = "tf_serving_warmup_requests"
 INPUTS_FILE = "inputs.json"  # {field: "string" | "double"}, read by serving.client
 MAX_WARMUP_RECORDS = 1000
+LOCK_FILE = ".export.lock"  # holds the exporting PID; TF Serving ignores non-integer names
+_TEMP_VERSION = re.compile(r"^(\d+)\.tmp-\d+$")  # atomic_directory's `<version>.tmp-<pid>`
+
+
+class ExportBusyError(RuntimeError):
+    """Another process is exporting the same model name right now."""
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is exactly one path component (the directory under ``--model-base-path``
+    and the name TF Serving serves); a ValueError naming the problem otherwise."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"The model name must be a non-empty string. Received: {name!r}")
+    if "/" in name or "\\" in name:
+        raise ValueError(
+            f"The model name must be one path component, without `/` or `\\`: {name!r} "
+            "would be written outside --model-base-path or in a subdirectory."
+        )
+    if name.startswith("."):
+        raise ValueError(
+            f"The model name must not start with `.` (`.`, `..` and hidden names): {name!r}"
+        )
+    if "\0" in name:
+        raise ValueError(f"The model name must not contain a NUL byte: {name!r}")
+    return name
+
+
+@contextlib.contextmanager
+def export_lock(model_dir: Path) -> Iterator[Path]:
+    """Holds ``model_dir/.export.lock`` (an exclusive, non-blocking ``flock``, the holder's PID
+    written in it) for the block; a second export of the same model raises ExportBusyError. The
+    kernel releases the lock when the holder dies, so a killed export never blocks the next; the
+    file is removed on a clean release."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ExportBusyError(
+                f"{model_dir} is being exported by another process (PID {holder}, lock "
+                f"{path}); wait for it to finish, or pass another --model-name."
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:  # the holder we waited on may have removed the file: lock the one on disk
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def remove_stale_versions(model_dir: Path) -> None:
+    """Removes every ``<version>.tmp-<pid>`` directory a killed export left in ``model_dir``
+    (those of live processes are kept). ``atomic_directory`` only cleans the temporaries of the
+    version it writes, so a leftover of another version would otherwise stay for good."""
+    if not model_dir.is_dir():
+        return
+    versions = {m.group(1) for p in model_dir.iterdir() if (m := _TEMP_VERSION.match(p.name))}
+    for version in sorted(versions):
+        remove_stale_directories(model_dir / version)
 
 
 def next_version(model_dir: Path) -> int:
@@ -151,9 +232,22 @@ def export_run(
 ) -> Path:
     """Writes ``model_base_path/model_name/version/`` atomically and returns its path."""
     run_dir = Path(run_dir)
+    if model_name is not None:
+        check_model_name(model_name)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise ValueError(f"`version` must be a positive int. Received: {version!r}")
     model, manifest, metrics = read_run(run_dir)
     model_name = model_name or f"{metrics['model']}_{manifest.dataset}".replace("-", "_")
+    check_model_name(model_name)
     model_dir = Path(model_base_path) / model_name
+    with export_lock(model_dir):
+        remove_stale_versions(model_dir)
+        return _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version)
+
+
+def _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version) -> Path:
     version = version if version is not None else next_version(model_dir)
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"`version` must be a positive int. Received: {version!r}")

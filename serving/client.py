@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -157,9 +158,30 @@ def parse_rest_response(body: Mapping[str, Any]) -> list[float]:
     values = body.get("predictions", body.get("outputs"))
     if isinstance(values, Mapping):
         values = values[OUTPUT_NAME]
-    if values is None:
+    if values is None or isinstance(values, str | bytes) or not isinstance(values, Sequence):
         raise RequestError(f"unexpected response: {body}")
-    return [float(v[OUTPUT_NAME]) if isinstance(v, Mapping) else float(v) for v in values]
+    try:
+        return [float(v[OUTPUT_NAME]) if isinstance(v, Mapping) else float(v) for v in values]
+    except (KeyError, TypeError, ValueError) as error:
+        raise RequestError(f"unexpected response ({error}): {body}") from None
+
+
+def check_scores(scores: Sequence[Any], expected: int) -> list[float]:
+    """``scores`` when there is exactly one per request row and each is a finite probability
+    in [0, 1]; a RequestError naming the first problem otherwise (a server that answers for
+    fewer rows, or a model that does not end in a sigmoid, is caught here, not downstream)."""
+    scores = list(scores)
+    if len(scores) != expected:
+        raise RequestError(f"expected {expected} scores, got {len(scores)} (one per request row)")
+    for k, score in enumerate(scores):
+        if (
+            isinstance(score, bool)
+            or not isinstance(score, int | float)
+            or not math.isfinite(score)
+            or not 0.0 <= score <= 1.0
+        ):
+            raise RequestError(f"score {k} is {score!r}: not a probability in [0, 1]")
+    return [float(s) for s in scores]
 
 
 class RestClient:
@@ -173,7 +195,8 @@ class RestClient:
         version: int | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
+        name = urllib.parse.quote(model_name, safe="")
+        self.url = f"{base_url.rstrip('/')}/v1/models/{name}"
         if version is not None:
             self.url += f"/versions/{int(version)}"
         self.url += ":predict"
@@ -192,9 +215,16 @@ class RestClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return parse_rest_response(json.loads(response.read()))
+                answer = response.read()
         except urllib.error.HTTPError as error:  # TF Serving answers {"error": ...}
             raise RequestError(f"{self.url}: HTTP {error.code}: {error.read().decode()}") from None
+        try:
+            answer = json.loads(answer)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RequestError(f"{self.url}: the response is not JSON: {error}") from None
+        if not isinstance(answer, Mapping):
+            raise RequestError(f"{self.url}: unexpected response: {answer!r}")
+        return check_scores(parse_rest_response(answer), len(rows))
 
 
 class GrpcClient:
@@ -225,7 +255,10 @@ class GrpcClient:
             rows_to_columns(rows, self.spec), self.spec, self.model_name, version=self.version
         )
         response = self.stub.Predict(request, self.timeout)
-        return tf.make_ndarray(response.outputs[OUTPUT_NAME]).tolist()
+        if OUTPUT_NAME not in response.outputs:
+            raise RequestError(f"the response has no `{OUTPUT_NAME}` output")
+        scores = tf.make_ndarray(response.outputs[OUTPUT_NAME]).reshape(-1).tolist()
+        return check_scores(scores, len(rows))
 
 
 def _read_rows(path: str) -> Iterable[dict]:
@@ -265,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             scores = GrpcClient(args.grpc, args.model, spec, args.version).predict(rows)
-    except (RequestError, FileNotFoundError, OSError) as error:
+        scores = check_scores(scores, len(rows))  # whichever client answered
+    except (ValueError, OSError) as error:  # RequestError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
     for score in scores:
