@@ -106,3 +106,47 @@ def test_shards_have_an_upper_bound_and_generate_names_a_missing_directory(tmp_p
     out = tmp_path / "nope" / "d.txt"
     assert generate_main(["--rows", "10", "--out", str(out)]) == 2
     assert f"the directory {out.parent} does not exist" in caplog.text
+
+
+def test_a_truncated_shard_is_prepared_again_or_refused_naming_it(tmp_path, caplog):
+    import gzip
+
+    from pipelines.data.prepare import prepare
+
+    raw = tmp_path / "raw.txt.gz"
+    generate_criteo(str(raw), 600, seed=4)
+    data_dir = prepare("criteo", str(raw), tmp_path / "out", min_count=1)
+    manifest = load_manifest(data_dir)
+    shard = data_dir / manifest.splits["train"].shards[0].file
+    whole = shard.read_bytes()
+    assert manifest.splits["train"].shards[0].bytes == len(whole)
+    shard.write_bytes(whole[: len(whole) // 2])
+    # training on the prepared directory refuses, naming the shard (the raw input is unknown)
+    argv = ["--dataset", "criteo", "--data", str(data_dir), "--run-dir", str(tmp_path / "r")]
+    assert train_main([*argv, *SMALL]) == 2
+    assert f"{shard}: {len(whole) // 2} bytes, the manifest records {len(whole)}" in caplog.text
+    # prepare with the raw input builds it again, the same bytes
+    caplog.clear()
+    assert prepare("criteo", str(raw), tmp_path / "out", min_count=1) == data_dir
+    assert "Prepared data damaged, preparing it again" in caplog.text
+    assert shard.read_bytes() == whole
+    # same size, other bytes: only --verify sees it
+    shard.write_bytes(bytes(len(whole)))
+    caplog.clear()
+    prepare("criteo", str(raw), tmp_path / "out", min_count=1)
+    assert "damaged" not in caplog.text
+    prepare("criteo", str(raw), tmp_path / "out", min_count=1, verify=True)
+    assert "sha256 differs from the manifest's" in caplog.text
+    assert shard.read_bytes() == whole
+    # a truncated gzip raw file and a plain file named .gz are named
+    from pipelines.data import DataError
+
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(raw.read_bytes()[:2000])
+    with pytest.raises(DataError, match=rf"{cut}: truncated gzip file"):
+        prepare("criteo", str(cut), tmp_path / "out2", force=True)
+    plain = tmp_path / "plain.txt.gz"
+    plain.write_bytes(gzip.decompress(raw.read_bytes()))
+    with pytest.raises(DataError, match=rf"{plain}: not a valid gzip file"):
+        prepare("criteo", str(plain), tmp_path / "out2", force=True)
+    assert not (tmp_path / "out2" / "criteo").exists()

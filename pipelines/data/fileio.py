@@ -15,6 +15,7 @@ import logging
 import os
 import posixpath
 import shutil
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +78,17 @@ def _open_binary(path: str):
     return raw
 
 
+def _read(f, path: str, size: int) -> bytes:
+    """``f.read(size)`` with a broken gzip stream named by its file."""
+    try:
+        return f.read(size)
+    except (EOFError, OSError, zlib.error) as error:
+        if not path.endswith(".gz"):
+            raise
+        what = "truncated gzip file" if isinstance(error, EOFError) else "not a valid gzip file"
+        raise DataError(f"{path}: {what} ({error})") from None
+
+
 def iter_line_blocks(
     path: str, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[tuple[int, list[bytes]]]:
@@ -95,7 +107,7 @@ def iter_line_blocks(
     seen_any = False
     with _open_binary(path) as f:
         while True:
-            data = f.read(block_bytes)
+            data = _read(f, path, block_bytes)
             if not data:
                 break
             seen_any = True

@@ -100,6 +100,7 @@ class ShardInfo:
     file: str
     rows: int
     sha256: str
+    bytes: int | None = None  # None in manifests written before sizes were recorded
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,31 @@ class Manifest:
         text = self.vocab_path(name).read_text(encoding="utf-8")
         return text.split("\n")[:-1] if text else []
 
+    def shard_problems(self, verify: bool = False) -> list[str]:
+        """What is wrong with the shards on disk: missing, another size than the manifest
+        records (a truncated copy) or, with ``verify``, another sha256. Empty when sound."""
+        import hashlib
+
+        problems = []
+        for split in self.splits.values():
+            for shard in split.shards:
+                path = self.directory / shard.file
+                if not path.is_file():
+                    problems.append(f"{path}: missing")
+                    continue
+                size = path.stat().st_size
+                if shard.bytes is not None and size != shard.bytes:
+                    problems.append(f"{path}: {size} bytes, the manifest records {shard.bytes}")
+                    continue
+                if verify:
+                    digest = hashlib.sha256()
+                    with path.open("rb") as f:
+                        while chunk := f.read(1 << 24):
+                            digest.update(chunk)
+                    if digest.hexdigest() != shard.sha256:
+                        problems.append(f"{path}: sha256 differs from the manifest's")
+        return problems
+
     def shard_paths(self, split: str) -> list[str]:
         if split not in self.splits:
             raise ValueError(f"Unknown split `{split}`; splits are {sorted(self.splits)}")
@@ -231,7 +257,7 @@ def manifest_from_dict(data: dict[str, Any], directory: Path) -> Manifest:
     splits = {}
     for split, info in _require(data, "splits", where).items():
         shards = tuple(
-            ShardInfo(file=s["file"], rows=int(s["rows"]), sha256=s["sha256"])
+            ShardInfo(file=s["file"], rows=int(s["rows"]), sha256=s["sha256"], bytes=s.get("bytes"))
             for s in info["shards"]
         )
         if sum(s.rows for s in shards) != int(info["rows"]):

@@ -347,16 +347,25 @@ def _fingerprint(
     return digest, identities
 
 
-def _reusable(final: Path, fingerprint: str) -> bool:
+def _reusable(final: Path, fingerprint: str, verify: bool = False) -> bool:
+    """Whether ``final`` holds this fingerprint's output, sound: every shard there at its
+    recorded size (and sha256 with ``verify``) and every vocabulary file; a damaged one is
+    logged, naming the file, and the dataset is prepared again."""
     try:
         manifest = load_manifest(final)
     except (FileNotFoundError, ValueError, KeyError):
         return False
     if manifest.fingerprint != fingerprint:
         return False
-    shards = [p for s in manifest.splits for p in manifest.shard_paths(s)]
-    vocab = [manifest.vocab_path(f.name) for f in manifest.fields if f.vocab_file]
-    return all(Path(p).is_file() for p in shards) and all(p.is_file() for p in vocab)
+    problems = manifest.shard_problems(verify)
+    problems += [
+        f"{manifest.vocab_path(f.name)}: missing"
+        for f in manifest.fields
+        if f.vocab_file and not manifest.vocab_path(f.name).is_file()
+    ]
+    for problem in problems:
+        logger.warning("Prepared data damaged, preparing it again: %s", problem)
+    return not problems
 
 
 def prepare(
@@ -370,6 +379,7 @@ def prepare(
     seed: int | None = None,
     block_bytes: int = fileio.BLOCK_BYTES,
     force: bool = False,
+    verify: bool = False,
 ) -> Path:
     """Prepares ``dataset`` from ``raw`` into ``out_dir/<name>/`` and returns that directory.
 
@@ -393,6 +403,7 @@ def prepare(
         block_bytes: raw bytes per processing block (bounds memory). It decides the train
             permutation blocks, so it is an option and part of the fingerprint.
         force: rebuild even if the fingerprint matches.
+        verify: on reuse, check every shard's sha256 too (sizes are always checked).
 
     Returns:
         Path of the prepared dataset directory.
@@ -430,7 +441,7 @@ def prepare(
     }
     fingerprint, identities = _fingerprint(spec, files, options)
     final = Path(out_dir).resolve() / spec.name
-    if not force and _reusable(final, fingerprint):
+    if not force and _reusable(final, fingerprint, verify):
         logger.info("Reusing %s (fingerprint %s matches)", final, fingerprint[:12])
         return final
     with fileio.atomic_directory(final, replace=True) as tmp:
@@ -628,7 +639,12 @@ def _build(
     splits = {}
     for split, w in writers.items():
         shards = [
-            {"file": n, "rows": int(r), "sha256": fileio.sha256_file(str(tmp / n))}
+            {
+                "file": n,
+                "rows": int(r),
+                "bytes": (tmp / n).stat().st_size,
+                "sha256": fileio.sha256_file(str(tmp / n)),
+            }
             for n, r in zip(w.names, w.rows.tolist(), strict=True)
         ]
         splits[split] = {"rows": int(w.rows.sum()), "positives": int(w.positives), "shards": shards}

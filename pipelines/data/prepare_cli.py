@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=None, help="seed of hashed splits (default: the schema's)"
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="on reuse, check every shard's sha256 (sizes are always checked)",
+    )
     return p
 
 
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             min_count=args.min_count,
             seed=args.seed,
             force=args.force,
+            verify=args.verify,
             **{k: v for k, v in options.items() if v is not None},
         )
     except (DataError, ValueError, OSError) as err:  # OSError: e.g. a read-only --out

@@ -6,7 +6,8 @@ import hashlib
 import logging
 from pathlib import Path
 
-from pipelines.data.manifest import MANIFEST_NAME
+from pipelines.data.errors import DataError
+from pipelines.data.manifest import MANIFEST_NAME, load_manifest
 from pipelines.training.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ def resolve_dataset(config: RunConfig) -> Path:
         )
     path = Path(data.path)
     if (path / MANIFEST_NAME).is_file():
+        problems = load_manifest(path).shard_problems()
+        if problems:  # the raw input is unknown here: refuse rather than die mid-epoch
+            raise DataError(
+                f"--data {path}: the prepared data is damaged ({'; '.join(problems[:3])}); "
+                "prepare it again (python -m pipelines.prepare ... --force)."
+            )
         return path
     glob = any(c in data.path for c in "*?[")
     if "://" not in data.path and not glob and not path.exists():
