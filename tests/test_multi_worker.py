@@ -162,7 +162,7 @@ def test_a_killed_worker_is_reported_by_its_peer(sharded_dataset_dir, tmp_path):
     ]
     chief, worker = (_launch(args, _tf_config(ports, i), logs[i]) for i in range(2))
     deadline = time.time() + 300
-    while not (run_dir / "checkpoints" / "state.json").exists():  # one epoch done
+    while not (run_dir / "checkpoints" / "LATEST").exists():  # one epoch done
         assert time.time() < deadline and chief.poll() is None, logs[0].read_text()[-3000:]
         time.sleep(0.5)
     worker.send_signal(signal.SIGKILL)

@@ -1,11 +1,9 @@
-import json
-
 import keras
 import numpy as np
 import pytest
 
 from pipelines.training.evaluation import monitor_value
-from pipelines.training.schedule import STATE_FILE, ReferenceSchedule
+from pipelines.training.schedule import ReferenceSchedule, read_state
 from tf4ctr_keras import build_model
 
 
@@ -61,7 +59,7 @@ def test_lr_drops_on_every_bad_epoch_and_training_stops_after_two_in_a_row(tmp_p
     np.testing.assert_allclose(float(np.array(model.optimizer.learning_rate)), 1e-6, rtol=1e-5)
     for restored, best in zip(model.weights, recorder.snapshots[3], strict=True):
         np.testing.assert_array_equal(np.array(restored), best)
-    state = json.loads((tmp_path / STATE_FILE).read_text())
+    state = read_state(tmp_path)
     assert state["epochs_done"] == 6 and state["stopped"] and state["best_epoch"] == 4
 
 
@@ -88,3 +86,36 @@ def test_restore_resumes_weights_optimizer_and_schedule_state(tmp_path):
     assert int(fresh.optimizer.iterations) == int(model.optimizer.iterations) == 12
     for a, b in zip(fresh.weights, second._best_weights, strict=True):
         assert a.shape == b.shape
+
+
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    from pipelines.training.schedule import LAST_WEIGHTS, latest_checkpoint
+
+    model, x, y = _model_and_data()
+    first = ReferenceSchedule(Scripted([0.5, 0.6, 0.55]), monitor="auc", checkpoint_dir=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[first])
+    # one unit per epoch, the newest two kept, LATEST names the newest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", "epoch-0002", "epoch-0003"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "epoch-0003"
+    assert read_state(tmp_path)["epochs_done"] == 3
+    (tmp_path / "epoch-0003" / LAST_WEIGHTS).write_bytes(b"not an h5 file")
+    fresh, _, _ = _model_and_data()
+    fresh.build()
+    second = ReferenceSchedule(Scripted([0.7]), monitor="auc", checkpoint_dir=tmp_path)
+    assert second.restore(fresh) == 2  # epoch 2's state, consistent with its weights
+    assert f"checkpoint {tmp_path / 'epoch-0003'} is unreadable" in caplog.text
+    assert (second.best_epoch, second.wait) == (2, 0)
+    assert int(fresh.optimizer.iterations) == 8  # 4 steps per epoch, 2 epochs
+
+
+def test_temporaries_a_killed_run_left_are_removed_on_start(tmp_path):
+    import os
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    (tmp_path / f".tmp-{dead}-last.weights.h5").write_bytes(b"x" * 1000)
+    (tmp_path / f"epoch-0004.tmp-{dead}").mkdir()
+    live = tmp_path / f".tmp-{os.getpid()}-state.json"
+    live.write_text("{}")
+    schedule = ReferenceSchedule(Scripted([0.5]), monitor="auc", checkpoint_dir=tmp_path)
+    schedule.on_train_begin()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]

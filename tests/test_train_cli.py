@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines.training.cli import main
+from pipelines.training.schedule import read_state
 from tests.conftest import generated_criteo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +75,11 @@ def test_cli_trains_and_writes_metrics_json(prepared, tmp_path):
         "history.csv",
         "history.json",
         "model.keras",
-        "checkpoints/state.json",
-        "checkpoints/best.weights.h5",
+        "checkpoints/LATEST",
+        "checkpoints/epoch-0002/state.json",
+        "checkpoints/epoch-0002/last.weights.h5",
+        "checkpoints/epoch-0002/best.weights.h5",
+        "checkpoints/epoch-0001/state.json",
     ):
         assert (run_dir / name).exists(), name
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
@@ -95,6 +99,14 @@ def test_cli_trains_and_writes_metrics_json(prepared, tmp_path):
         ]
     )
     assert again.returncode == 0 and "already finished" in again.stderr
+
+
+def _state(checkpoints):
+    """The latest checkpoint's state, or None (also while LATEST is being replaced)."""
+    try:
+        return read_state(checkpoints)
+    except (OSError, ValueError):
+        return None
 
 
 @pytest.mark.slow
@@ -123,15 +135,16 @@ def test_killed_run_resumes_from_its_last_checkpoint(prepared, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = run_dir / "checkpoints" / "state.json"
+    checkpoints = run_dir / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+        state = _state(checkpoints)
+        if state is not None and state["epochs_done"] >= 2:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = json.loads(state.read_text())["epochs_done"]
+    done_before = read_state(checkpoints)["epochs_done"]
     assert 2 <= done_before < 6 and not (run_dir / "metrics.json").exists()
 
     resumed = _run([*args, "--run-dir", str(run_dir)])

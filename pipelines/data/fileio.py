@@ -262,6 +262,43 @@ def remove_stale_directories(final: Path) -> None:
             continue
 
 
+def _dead(pid_text: str) -> bool:
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError, OverflowError):
+        return False
+    return False
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:
+    """Removes what killed processes left in ``directory``: :func:`atomic_output`'s
+    ``.tmp-<pid>-<name>`` files and :func:`atomic_directory`'s ``<name>.tmp-<pid>``
+    directories whose process is gone (a live process's are left alone). Returns the names
+    removed."""
+    directory = Path(directory)
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        name = path.name
+        if name.startswith(".tmp-"):
+            pid = name[len(".tmp-") :].split("-", 1)[0]
+        elif ".tmp-" in name:
+            pid = name.rsplit(".tmp-", 1)[1]
+        else:
+            continue
+        if _dead(pid):
+            log.info("Removing %s left by a killed run", path)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(name)
+    return removed
+
+
 @contextmanager
 def atomic_directory(final: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
     """Yields an empty local directory ``<final>.tmp-<pid>`` to fill; when the block completes

@@ -9,8 +9,11 @@ are kept as the best and the counter resets. Training stops when the counter rea
 
 Keras' ``ReduceLROnPlateau`` + ``EarlyStopping`` cannot express this (one shared counter, an
 LR drop on every bad epoch, ``min_delta`` 1e-4 by default and a streaming metric), hence a
-callback of its own. After each epoch it also writes the model and optimizer state plus its own
-state to ``checkpoint_dir`` (written beside and renamed), so a killed run resumes from there.
+callback of its own. After each epoch it also commits the model and optimizer state, the best
+weights and its own state to ``checkpoint_dir`` as one unit (``epoch-NNNN/`` written beside and
+renamed, then the ``LATEST`` pointer replaced; see :func:`latest_checkpoint`), so a run killed
+anywhere resumes from a consistent epoch; an unreadable newest checkpoint falls back to the one
+before, and temporaries a killed run left are removed on start.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from pipelines.data.fileio import atomic_output, write_atomic
+from pipelines.data.fileio import atomic_directory, remove_stale_temporaries, write_atomic
 from pipelines.training.evaluation import EvaluateFn, monitor_value
 
 log = logging.getLogger(__name__)
@@ -32,11 +37,31 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
+LATEST_FILE = "LATEST"  # names the newest complete checkpoint directory
+EPOCH_DIR = "epoch-{:04d}"
+KEEP_CHECKPOINTS = 2  # the newest and the one before it, to fall back on
 
 
-def _atomic_save_weights(model: keras.Model, path: Path) -> None:
-    with atomic_output(path) as tmp:  # the temporary name keeps the .weights.h5 suffix
-        model.save_weights(tmp)
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The checkpoint directory ``LATEST`` names (``None`` before the first epoch).
+
+    Layout: ``checkpoints/epoch-NNNN/`` holds ``last.weights.h5`` (model + optimizer after
+    epoch NNNN), ``best.weights.h5`` (the best epoch's weights so far) and ``state.json`` (the
+    schedule); the directory appears whole (written beside and renamed), then ``LATEST`` is
+    replaced atomically to name it, so an epoch's state is committed as one unit.
+    """
+    pointer = Path(checkpoint_dir) / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    return Path(checkpoint_dir) / pointer.read_text().strip()
+
+
+def read_state(checkpoint_dir: str | Path) -> dict | None:
+    """The schedule state of the latest checkpoint (``None`` before the first epoch)."""
+    latest = latest_checkpoint(checkpoint_dir)
+    if latest is None or not (latest / STATE_FILE).is_file():
+        return None
+    return json.loads((latest / STATE_FILE).read_text())
 
 
 class ReferenceSchedule(keras.callbacks.Callback):
@@ -83,29 +108,63 @@ class ReferenceSchedule(keras.callbacks.Callback):
         self.history: list[dict] = []
         self._best_weights = None
         self._epoch_start = 0.0
+        self._last_checkpoint: Path | None = None  # the newest committed checkpoint directory
 
     # -- resume -------------------------------------------------------------------------------
-    def restore(self, model: keras.Model) -> int:
-        """Loads the last checkpoint into `model` (compiled) and returns the epochs done."""
-        if self.checkpoint_dir is None or not (self.checkpoint_dir / STATE_FILE).is_file():
-            return 0
-        state = json.loads((self.checkpoint_dir / STATE_FILE).read_text())
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.checkpoint_dir / LAST_WEIGHTS)
-        self.best_score = state["best_score"]
-        self.best_epoch = state["best_epoch"]
-        self.wait = state["wait"]
-        self.history = state["history"]
-        model.optimizer.learning_rate.assign(state["learning_rate"])
-        if self.best_epoch:
-            self._best_weights = self._read_best_weights(model)
-        return int(state["epochs_done"])
+    def _candidates(self) -> list[Path]:
+        """Checkpoint directories to resume from, newest first: the one ``LATEST`` names,
+        then the older epoch directories; a run from before this layout: the flat one."""
+        if self.checkpoint_dir is None or not self.checkpoint_dir.is_dir():
+            return []
+        latest = latest_checkpoint(self.checkpoint_dir)
+        epochs = sorted(
+            (
+                p
+                for p in self.checkpoint_dir.glob("epoch-*")
+                if p.is_dir() and ".tmp-" not in p.name
+            ),
+            reverse=True,
+        )
+        out = ([latest] if latest is not None and latest.is_dir() else []) + [
+            p for p in epochs if p != latest
+        ]
+        if not out and (self.checkpoint_dir / STATE_FILE).is_file():
+            out = [self.checkpoint_dir]
+        return out
 
-    def _read_best_weights(self, model: keras.Model):
+    def restore(self, model: keras.Model) -> int:
+        """Loads the newest readable checkpoint into `model` (compiled) and returns the epochs
+        done; an unreadable one (corrupt or cut short) is skipped with a warning naming it,
+        falling back to the one before."""
+        model.optimizer.build(model.trainable_variables)
+        for directory in self._candidates():
+            try:
+                state = json.loads((directory / STATE_FILE).read_text())
+                model.load_weights(directory / LAST_WEIGHTS)
+                best = self._read_best_weights(model, directory) if state["best_epoch"] else None
+            except Exception as error:  # noqa: BLE001 - h5py/JSON/OS errors of a bad file
+                log.warning(
+                    "checkpoint %s is unreadable (%s: %s); falling back to the one before it",
+                    directory,
+                    type(error).__name__,
+                    error,
+                )
+                continue
+            self.best_score = state["best_score"]
+            self.best_epoch = state["best_epoch"]
+            self.wait = state["wait"]
+            self.history = state["history"]
+            model.optimizer.learning_rate.assign(state["learning_rate"])
+            self._best_weights = best
+            self._last_checkpoint = directory  # (the flat directory of an older run too)
+            return int(state["epochs_done"])
+        return 0
+
+    def _read_best_weights(self, model: keras.Model, directory: Path):
         """Reads best weights from file by loading them into `model` and copying them out."""
         current = [np.array(v) for v in model.weights]
         optimizer_state = [np.array(v) for v in model.optimizer.variables]
-        model.load_weights(self.checkpoint_dir / BEST_WEIGHTS)
+        model.load_weights(directory / BEST_WEIGHTS)
         best = [np.array(v) for v in model.weights]
         for var, value in zip(model.weights, current, strict=True):
             var.assign(value)
@@ -117,6 +176,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self.write_checkpoints:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.checkpoint_dir)  # left by a killed run
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -141,8 +201,6 @@ class ReferenceSchedule(keras.callbacks.Callback):
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch, self.wait = score, epoch + 1, 0
             self._best_weights = [np.array(v) for v in self.model.weights]
-            if self.write_checkpoints:
-                _atomic_save_weights(self.model, self.checkpoint_dir / BEST_WEIGHTS)
             verdict = "improved"
         else:
             self.wait += 1
@@ -175,7 +233,8 @@ class ReferenceSchedule(keras.callbacks.Callback):
             log.info("restored the weights of epoch %d", self.best_epoch)
 
     def _save_state(self, epochs_done: int) -> None:
-        _atomic_save_weights(self.model, self.checkpoint_dir / LAST_WEIGHTS)
+        """Commits the epoch as one unit: a new ``epoch-NNNN/`` directory (written beside and
+        renamed), then ``LATEST`` naming it; older directories beyond the newest two go."""
         state = {
             "epochs_done": epochs_done,
             "best_score": self.best_score,
@@ -185,8 +244,27 @@ class ReferenceSchedule(keras.callbacks.Callback):
             "stopped": bool(self.model.stop_training),
             "history": self.history,
         }
-        # The state file is written last: it names a complete checkpoint.
-        write_atomic(self.checkpoint_dir / STATE_FILE, json.dumps(state, indent=1))
+        name = EPOCH_DIR.format(epochs_done)
+        with atomic_directory(self.checkpoint_dir / name, replace=True) as tmp:
+            self.model.save_weights(tmp / LAST_WEIGHTS)
+            if self.best_epoch == epochs_done:
+                shutil.copyfile(tmp / LAST_WEIGHTS, tmp / BEST_WEIGHTS)
+            elif self.best_epoch and self._last_checkpoint is not None:
+                previous = self._last_checkpoint / BEST_WEIGHTS
+                try:
+                    os.link(previous, tmp / BEST_WEIGHTS)  # unchanged: no second copy
+                except OSError:
+                    shutil.copyfile(previous, tmp / BEST_WEIGHTS)
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+        write_atomic(self.checkpoint_dir / LATEST_FILE, name + "\n")
+        self._last_checkpoint = self.checkpoint_dir / name
+        keep = {self._last_checkpoint}
+        older = sorted(
+            (p for p in self.checkpoint_dir.glob("epoch-*") if p.is_dir() and p not in keep),
+            reverse=True,
+        )
+        for path in older[KEEP_CHECKPOINTS - 1 :]:
+            shutil.rmtree(path, ignore_errors=True)
 
     @property
     def stopped(self) -> bool:
