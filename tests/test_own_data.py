@@ -304,6 +304,10 @@ def test_unknown_keys_and_kinds_name_the_key_and_list_the_valid_ones(tmp_path):
 
     with pytest.raises(DataError, match=r"Unknown transform `nope`. Registered: log_squared"):
         get_spec(bad)
+    bad = json.loads(json.dumps(SCHEMA))
+    bad["fields"][0]["dtype"] = "float"
+    with pytest.raises(DataError, match=r"field `uid`: `dtype: float` is for numeric fields"):
+        load_schema(bad)
     assert set(KINDS) == {"categorical", "sequence", "numeric"}
     assert "hash_buckets" in FIELD_KEYS and "splits" in TOP_KEYS
 

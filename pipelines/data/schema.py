@@ -343,6 +343,12 @@ def _field(entry, index: int, where: str, default_min_count_key: str) -> FieldSc
         values["column"] = _type(at, "column", entry["column"], str, "a string")
     if "dtype" in entry:
         values["dtype"] = _choice(at, "dtype", entry["dtype"], DTYPES)
+        if values["dtype"] == "float" and kind != "numeric":
+            # a float category would need the pipeline's float formatting in the serving graph
+            raise DataError(
+                f"{at}: `dtype: float` is for numeric fields; a {kind} field takes int or str "
+                "(a number used as a category: kind: numeric with bucketize: true)."
+            )
     if "min_count" in entry:
         values["min_count"] = _positive_int(at, "min_count", entry["min_count"])
     if "transform" in entry:
