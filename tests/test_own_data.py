@@ -618,3 +618,14 @@ def test_export_refuses_a_transform_without_a_tensorflow_form(tmp_path, raw_copi
         match="Field `root` uses transform `tests.test_own_data:NUMPY_ONLY`, which has no TensorFlow form",
     ):
         RawFeatureServer(None, manifest)
+
+
+def test_tf_example_strings_are_stripped_like_text_cells(tmp_path, raw_copies, prepared):
+    """A batch whose strings hold whitespace is stripped (one without skips the work)."""
+    _, rows, _ = raw_copies
+    padded = [dict(r, device=f"  {r['device']}\t") if r["device"] else r for r in rows]
+    schema = json.loads(json.dumps(SCHEMA))
+    schema.update(format="tfrecord")
+    schema.pop("header")
+    data_dir = prepare(schema, str(write_tfrecord(tmp_path / "p.tfrecord", padded)), tmp_path / "o")
+    assert split_rows(data_dir) == split_rows(prepared["csv"])

@@ -158,8 +158,9 @@ def read_tfrecord(
             types = _infer_types(serialized, required, kinds, file.path)
         numbers = np.arange(record, record + len(serialized), dtype=np.int64)
         record += len(serialized)
+        padded = True
         try:
-            frame, bad = _parse_fast(serialized, numbers, required, kinds, types)
+            frame, bad, padded = _parse_fast(serialized, numbers, required, kinds, types)
         except tf.errors.InvalidArgumentError:
             frame, bad = _parse_slow(serialized, numbers, required, kinds)
         keep = np.ones(len(numbers), dtype=bool)
@@ -170,6 +171,7 @@ def read_tfrecord(
             numbers[keep],
             None,
             [(int(i), r, d) for i, r, d in bad],
+            padded=padded,
         )
 
 
@@ -209,6 +211,7 @@ def _parse_fast(serialized, numbers, required, kinds, types):
     parsed = tf.io.parse_example(serialized, spec)
     n = len(serialized)
     columns, bad = {}, []
+    padded = False  # whether any string value holds ASCII whitespace (then cells are stripped)
     for column in required:
         kind = kinds[column]
         sparse = parsed[column]
@@ -221,6 +224,8 @@ def _parse_fast(serialized, numbers, required, kinds, types):
         values = sparse.values.numpy()
         counts = np.bincount(rows, minlength=n)
         if types[column] == "bytes_list":
+            joined = b"\n".join(values.tolist())
+            padded = padded or any(s in joined for s in (b" ", b"\t", b"\r", b"\x0b", b"\x0c"))
             values = np.asarray([v.decode("utf-8", errors="replace") for v in values], dtype=object)
         if kind == "sequence":
             splits = np.concatenate([[0], np.cumsum(counts)])
@@ -247,7 +252,7 @@ def _parse_fast(serialized, numbers, required, kinds, types):
             else:
                 columns[column] = pd.Series(out)
     bad = _first_per_row(bad)
-    return pd.DataFrame(columns), bad
+    return pd.DataFrame(columns), bad, padded
 
 
 def _type_detail(column: str, found: str, kind: str) -> str:

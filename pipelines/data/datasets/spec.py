@@ -71,7 +71,7 @@ class SchemaSpec:
         if s.group_key is not None and s.group_key not in s.field_names:
             raise DataError(
                 f"{s.source}: `group_key: {s.group_key}` must name a field (gAUC groups rows by "
-                f"the field's ids, as the reference does); fields are {s.field_names}"
+                f"the field's ids); fields are {s.field_names}"
             )
         self.default_min_count = s.min_count
         self.default_seed = s.splits.seed
