@@ -252,14 +252,9 @@ def remove_stale_directories(final: Path) -> None:
     """Removes ``<final>.tmp-<pid>`` directories whose process is gone (left by a killed
     :func:`atomic_directory`); those of live processes are left alone."""
     for path in final.parent.glob(f"{final.name}.tmp-*"):
-        try:
-            pid = int(path.name.rsplit("-", 1)[1])
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _dead(path.name.rsplit("-", 1)[1]):
             log.info("Removing %s left by a killed run", path)
             shutil.rmtree(path, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
 
 
 def _dead(pid_text: str) -> bool:

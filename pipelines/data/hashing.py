@@ -23,5 +23,5 @@ def hash_ids(tokens: np.ndarray, buckets: int) -> np.ndarray:
 
     if len(tokens) == 0:
         return np.zeros(0, dtype=np.int64)
-    values = tf.constant(np.asarray(tokens, dtype=object).astype(str).astype(object))
+    values = tf.constant(np.asarray(tokens, dtype=object))
     return np.asarray(hashing_layer(buckets)(values), dtype=np.int64).reshape(-1)

@@ -171,7 +171,7 @@ class Manifest:
     def shard_problems(self, verify: bool = False) -> list[str]:
         """What is wrong with the shards on disk: missing, another size than the manifest
         records (a truncated copy) or, with ``verify``, another sha256. Empty when sound."""
-        import hashlib
+        from pipelines.data.fileio import sha256_file  # TensorFlow's file layer: only here
 
         problems = []
         for split in self.splits.values():
@@ -184,13 +184,8 @@ class Manifest:
                 if shard.bytes is not None and size != shard.bytes:
                     problems.append(f"{path}: {size} bytes, the manifest records {shard.bytes}")
                     continue
-                if verify:
-                    digest = hashlib.sha256()
-                    with path.open("rb") as f:
-                        while chunk := f.read(1 << 24):
-                            digest.update(chunk)
-                    if digest.hexdigest() != shard.sha256:
-                        problems.append(f"{path}: sha256 differs from the manifest's")
+                if verify and sha256_file(str(path)) != shard.sha256:
+                    problems.append(f"{path}: sha256 differs from the manifest's")
         return problems
 
     def shard_paths(self, split: str) -> list[str]:

@@ -49,6 +49,8 @@ NAMED_READERS = ("libfm", "movielens")
 KINDS = ("categorical", "sequence", "numeric")
 DTYPES = ("int", "float", "str")
 NORMALIZATIONS = ("standard", "minmax", "none")
+# Cells are stripped of ASCII whitespace, as tf.strings.strip does in the serving graph.
+ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 TOP_KEYS = {
     "name": "dataset name (run directories, prepared data directory)",
@@ -315,7 +317,7 @@ def canonical_token(value) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     if isinstance(value, str):
-        return value.strip(" \t\n\r\x0b\x0c")
+        return value.strip(ASCII_SPACE)
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, int):

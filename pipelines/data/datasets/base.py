@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.errors import DataError
+from pipelines.data.schema import ASCII_SPACE
 
 WRONG_COLUMNS = "wrong_column_count"
 NON_NUMERIC = "non_numeric"
@@ -82,6 +83,13 @@ class Block:
             self.label = self.label[keep]
         for key, values in self.carry.items():
             self.carry[key] = values[keep]
+
+
+def has_space(chunks: list[bytes], delimiter: str = "") -> bool:
+    """Whether ``chunks`` (a block's lines, or a batch's string values) hold ASCII whitespace
+    other than ``delimiter``: one byte search per kind, so cells need stripping only then."""
+    data = b"".join(chunks)
+    return any(c.encode() in data for c in ASCII_SPACE if c != delimiter)
 
 
 def split_by_count(
@@ -172,7 +180,7 @@ def numbers_from(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if pd.api.types.infer_dtype(text, skipna=False) != "string":
         text = pd.Series([_decode(v) if v is not None else "" for v in text.tolist()], dtype=object)
         text = text.map(lambda v: v if isinstance(v, str) else ("" if v != v else repr(v)))
-    stripped = text.str.strip(" \t\n\r\x0b\x0c")
+    stripped = text.str.strip(ASCII_SPACE)
     missing = (stripped == "").to_numpy(copy=True)
     values = pd.to_numeric(stripped.where(~missing, None), errors="coerce").to_numpy(
         dtype=np.float64, copy=True

@@ -29,6 +29,7 @@ from pipelines.data.datasets.base import (
     WRONG_TYPE,
     Block,
     RawFile,
+    has_space,
     parse_delimited_block,
 )
 from pipelines.data.errors import DataError
@@ -41,16 +42,6 @@ EXTENSIONS = {
     "parquet": (".parquet", ".parq", ".pq"),
     "tfrecord": (".tfrecord", ".tfrecord.gz", ".tfrecords", ".tfrecords.gz", ".gz"),
 }
-
-
-_SPACES = (b" ", b"\t", b"\r", b"\x0b", b"\x0c")
-
-
-def has_space(lines: list[bytes], delimiter: str) -> bool:
-    """Whether a block holds ASCII whitespace other than the delimiter (one byte search per
-    kind over the block: cells need stripping only then)."""
-    data = b"\n".join(lines)
-    return any(s in data for s in _SPACES if s != delimiter.encode())
 
 
 def read_text(
@@ -67,8 +58,6 @@ def read_text(
 ) -> Iterator[Block]:
     state: dict = {}
     for first, lines in fileio.iter_line_blocks(file.path, block_bytes):
-        if "columns" not in state and header and first == 1 and not lines:
-            continue
         frame, numbers, bad = parse_delimited_block(
             lines,
             first,
@@ -224,8 +213,7 @@ def _parse_fast(serialized, numbers, required, kinds, types):
         values = sparse.values.numpy()
         counts = np.bincount(rows, minlength=n)
         if types[column] == "bytes_list":
-            joined = b"\n".join(values.tolist())
-            padded = padded or any(s in joined for s in (b" ", b"\t", b"\r", b"\x0b", b"\x0c"))
+            padded = padded or has_space(values.tolist())
             values = np.asarray([v.decode("utf-8", errors="replace") for v in values], dtype=object)
         if kind == "sequence":
             splits = np.concatenate([[0], np.cumsum(counts)])

@@ -45,13 +45,16 @@ from pipelines.data.datasets.formats import EXTENSIONS, READERS
 from pipelines.data.datasets.libfm import LibfmReader
 from pipelines.data.datasets.movielens import MovielensReader
 from pipelines.data.errors import DataError
-from pipelines.data.schema import DatasetSchema, FieldSchema, canonical_token, load_schema
+from pipelines.data.schema import (
+    ASCII_SPACE,
+    DatasetSchema,
+    FieldSchema,
+    canonical_token,
+    load_schema,
+)
 from pipelines.data.transforms import get_transform
 
-# Cells are stripped of ASCII whitespace, as tf.strings.strip does in the serving graph.
-ASCII_SPACE = " \t\n\r\x0b\x0c"
 NAMED_READERS = {"libfm": LibfmReader, "movielens": MovielensReader}
-BINARY = ("0", "1", "0.0", "1.0", "true", "false", "True", "False")
 BINARY_VALUE = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0, "True": 1, "False": 0}
 
 
@@ -250,20 +253,11 @@ class SchemaSpec:
         block.reject(unknown, UNKNOWN_LABEL, details)
 
     def _categorical(self, block: Block, f: FieldSchema, values: pd.Series) -> np.ndarray:
-        if f.dtype in ("int", "float") or f.range is not None:
-            parse = integers_from if (f.dtype == "int" or f.range is not None) else numbers_from
-            numbers, missing, bad = parse(values)
-            reason = NON_INTEGER if parse is integers_from else NON_NUMERIC
-            what = "not an integer:" if parse is integers_from else "not a number:"
-            numbers = self._reject(block, f, bad, reason, what, numbers)
-            missing = missing[~bad]
-            numbers = self._range(block, f, numbers, missing)
+        if f.dtype == "int" or f.range is not None:  # integer ids, canonical: "007" -> "7"
+            numbers = self._numbers(block, f, values, integer=True)
             missing = np.isnan(numbers)
-            if parse is integers_from:
-                tokens = np.full(len(numbers), "", dtype=object)
-                tokens[~missing] = int_strings(numbers[~missing])
-            else:
-                tokens = _canonical(pd.Series(numbers)).to_numpy(dtype=object)
+            tokens = np.full(len(numbers), "", dtype=object)
+            tokens[~missing] = int_strings(numbers[~missing])
         else:
             tokens = _canonical(block.frame[f.source], strip=block.padded).to_numpy(dtype=object)
         if f.name in self.transforms:
@@ -271,13 +265,7 @@ class SchemaSpec:
         return tokens
 
     def _numeric(self, block: Block, f: FieldSchema, values: pd.Series) -> np.ndarray:
-        parse = integers_from if f.dtype == "int" else numbers_from
-        numbers, missing, bad = parse(values)
-        reason = NON_INTEGER if f.dtype == "int" else NON_NUMERIC
-        what = "not an integer:" if f.dtype == "int" else "not a number:"
-        numbers = self._reject(block, f, bad, reason, what, numbers)
-        numbers = np.where(np.isnan(numbers), np.nan, numbers)
-        numbers = self._range(block, f, numbers, np.isnan(numbers))
+        numbers = self._numbers(block, f, values, integer=f.dtype == "int")
         if f.name in self.transforms:
             numbers = self.transforms[f.name].apply(numbers)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)
@@ -285,17 +273,19 @@ class SchemaSpec:
             numbers = np.floor(numbers)
         return numbers
 
-    def _reject(self, block, f, bad, reason, what, numbers):
+    def _numbers(self, block: Block, f: FieldSchema, values: pd.Series, integer: bool):
+        """The field's values as float64 (NaN = missing), rejecting the rows whose value does
+        not parse (as an integer with ``integer``) or is outside the field's ``range``."""
+        numbers, _, bad = (integers_from if integer else numbers_from)(values)
         if bad.any():
+            what = "not an integer:" if integer else "not a number:"
+            reason = NON_INTEGER if integer else NON_NUMERIC
             block.reject(bad, reason, bad_details(block.frame, bad, f.source, what))
-            return numbers[~bad]
-        return numbers
-
-    def _range(self, block, f, numbers, missing):
+            numbers = numbers[~bad]
         if f.range is None:
             return numbers
         lo, hi = f.range
-        out = ~missing & ((numbers < lo) | (numbers > hi))
+        out = ~np.isnan(numbers) & ((numbers < lo) | (numbers > hi))
         if out.any():
             block.reject(
                 out,
