@@ -19,9 +19,11 @@ import numpy as np
 from benchmarks.timing import batch_timer
 from experiments.runs import Study
 from experiments.tables import (
+    FIG2_SPEC,
     FIG5_SPEC,
     FIG10_MODELS,
     FIRST_SEED,
+    HYPERPARAMS,
     NAMES,
     TABLE6,
     THRESHOLDS,
@@ -33,10 +35,22 @@ log = logging.getLogger(__name__)
 
 CLASSES = ("misclassified", "poorly", "well")
 EXPERIMENTS = ("fig10", "fig5", "6")
+# The in-process experiment of the hyperparameter study (python -m experiments.hyperparams).
+HYPERPARAM_EXPERIMENTS = ("fig2",)
+FIG2 = HYPERPARAMS["figure2"]
+FIG4 = HYPERPARAMS["figure4"]
+# Fill colours of the difficulty classes, as the paper's Fig. 2: red, blue, green.
+CLASS_COLORS = {"misclassified": "#d62728", "poorly": "#1f77b4", "well": "#2ca02c"}
 
 
 def cache_path(study: Study, key: str, args) -> Path:
-    """The JSON of experiment ``key`` ("fig10", "fig5" or "6"), named by what defines it."""
+    """The JSON of experiment ``key`` ("fig10", "fig5", "6" or "fig2"), named by what defines
+    it."""
+    if key == "fig2":
+        payload = {"config": study.key_config(FIG2_SPEC), "epochs": args.fig2_epochs}
+        payload["thresholds"] = THRESHOLDS
+        payload["bins"] = FIG2["bins"]
+        return study.json_path("fig2", payload)
     if key == "fig10":
         payload = {m: study.key_config(s) for m, s in FIG10_MODELS.items()}
         payload["epochs"] = args.fig10_epochs
@@ -60,10 +74,26 @@ def run(study: Study, key: str, args) -> dict:
         result = run_fig10(study, args.fig10_epochs)
     elif key == "fig5":
         result = run_fig5(study, args.fig5_batch_size)
+    elif key == "fig2":
+        result = run_fig2(study, args.fig2_epochs)
     else:
         result = run_timing(study, args.timing_epochs)
     study.write_json(path, result)
     return result
+
+
+def planned_epochs(key: str, args) -> list[tuple[str, int]]:
+    """``(model, epochs)`` that experiment ``key`` trains (a run's cost: see
+    :func:`experiments.reproduce.cost_text`); Table VI's include a warm-up epoch per model."""
+    if key == "fig10":
+        return [(s.model, args.fig10_epochs) for s in FIG10_MODELS.values()]
+    if key == "fig5":
+        return [(FIG5_SPEC.model, 1), (FIG5_SPEC.model, 1)]  # with and without the TF loss
+    if key == "6":
+        return [(s.model, args.timing_epochs + 1) for s in TIMING_MODELS.values()]
+    if key == "fig2":
+        return [(FIG2_SPEC.model, args.fig2_epochs)]
+    raise ValueError(f"unknown experiment {key!r}")
 
 
 def _save(fig, png: Path) -> None:
@@ -79,19 +109,24 @@ def difficulty_counts(labels, probs, thresholds=THRESHOLDS) -> dict[str, dict[st
     """Samples per difficulty class, positives and negatives apart, by the probability given
     to the true label ``p_t = y p + (1 - y)(1 - p)``: misclassified ``p_t < low``, poorly
     classified ``low <= p_t < high``, well classified ``p_t >= high``."""
-    low, high = thresholds
-    y = np.asarray(labels).reshape(-1) > 0.5
-    p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    p_t = np.where(y, p, 1.0 - p)
+    y, p, p_t = _true_label_probability(labels, probs)
     out = {}
     for name, mask in (("positive", y), ("negative", ~y)):
-        pt = p_t[mask]
-        out[name] = {
-            "misclassified": int(np.sum(pt < low)),
-            "poorly": int(np.sum((pt >= low) & (pt < high))),
-            "well": int(np.sum(pt >= high)),
-        }
+        out[name] = {cls: int(np.sum(m)) for cls, m in _class_masks(p_t[mask], thresholds).items()}
     return out
+
+
+def _true_label_probability(labels, probs):
+    """``(y, p, p_t)``: boolean labels, probabilities and ``p_t = y p + (1 - y)(1 - p)``."""
+    y = np.asarray(labels).reshape(-1) > 0.5
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    return y, p, np.where(y, p, 1.0 - p)
+
+
+def _class_masks(p_t, thresholds) -> dict[str, np.ndarray]:
+    """The samples of each difficulty class (:data:`CLASSES`) by ``p_t``."""
+    low, high = thresholds
+    return {"misclassified": p_t < low, "poorly": (p_t >= low) & (p_t < high), "well": p_t >= high}
 
 
 def _setup(study: Study, config):
@@ -109,18 +144,16 @@ def _setup(study: Study, config):
     return dataset_dir, manifest, model
 
 
-def _train_data(dataset_dir, manifest, config, batch_size=None):
-    import tensorflow as tf
-
-    from pipelines.data.reader import make_dataset
-    from pipelines.training.keras_fit import with_targets
+def _train_data(dataset_dir, manifest, config, batch_size=None, epochs=1):
+    """``epochs`` epochs of training input for ``fit(..., steps_per_epoch=steps)`` (epoch e in
+    the order of (seed, e), as :func:`pipelines.training.keras_fit.train_dataset`), and
+    ``steps``."""
+    from pipelines.training.keras_fit import train_dataset
 
     batch_size = batch_size or config.train.batch_size
     steps = -(-manifest.splits["train"].rows // batch_size)
-    data = make_dataset(dataset_dir, "train", batch_size, shuffle=True, seed=config.train.seed)
-    return with_targets(data, config.output_losses()).apply(
-        tf.data.experimental.assert_cardinality(steps)
-    )
+    config = config.replace({"train.max_epochs": epochs})
+    return train_dataset(config, dataset_dir, steps, 0, batch_size), steps
 
 
 def _difficulty_callback_class():
@@ -151,42 +184,55 @@ def _DifficultyCallback(name, splits):  # noqa: N802 (keras imported lazily)
     return _difficulty_callback_class()(name, splits)
 
 
-def run_fig10(study: Study, epochs: int) -> dict:
-    """Trains each model ``epochs`` epochs (reference LR schedule, no early stop) and counts the
-    valid and test samples by difficulty after every epoch."""
+def _fit_epochs(study: Study, s, epochs: int, splits, make_callback):
+    """Trains cell ``s`` (first seed) ``epochs`` epochs with the reference LR schedule but no
+    early stop, with the callback ``make_callback(evaluators)`` (a ``SplitEvaluator`` per split
+    of ``splits``, read in order) that records the experiment after every epoch; returns it."""
     from pipelines.data.reader import make_dataset
     from pipelines.training.evaluation import SplitEvaluator
     from pipelines.training.schedule import ReferenceSchedule
 
+    config = study.config(s, FIRST_SEED).replace({"train.max_epochs": epochs})
+    dataset_dir, manifest, model = _setup(study, config)
+    t = config.train
+    evaluators = {  # in file order: the train split would be shuffled by default
+        split: SplitEvaluator(
+            make_dataset(dataset_dir, split, t.eval_batch_size, shuffle=False), None
+        )
+        for split in splits
+    }
+    valid_metrics = SplitEvaluator(
+        make_dataset(dataset_dir, "valid", t.eval_batch_size), manifest.group_key
+    )
+    schedule = ReferenceSchedule(
+        valid_metrics,
+        monitor=t.monitor,
+        patience=epochs + 1,  # never stops: every model trains `epochs` epochs
+        factor=t.lr_factor,
+        min_lr=t.min_lr,
+        min_delta=t.min_delta,
+        checkpoint_dir=None,
+    )
+    callback = make_callback(evaluators)
+    data, steps = _train_data(dataset_dir, manifest, config, epochs=epochs)
+    model.fit(
+        data,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        shuffle=False,
+        verbose=0,
+        callbacks=[schedule, callback],
+    )
+    return callback
+
+
+def run_fig10(study: Study, epochs: int) -> dict:
+    """Trains each model ``epochs`` epochs (reference LR schedule, no early stop) and counts the
+    valid and test samples by difficulty after every epoch."""
     out = {"epochs": epochs, "thresholds": list(THRESHOLDS), "models": {}}
     for name, s in FIG10_MODELS.items():
-        config = study.config(s, FIRST_SEED).replace({"train.max_epochs": epochs})
-        dataset_dir, manifest, model = _setup(study, config)
-        t = config.train
-        splits = {
-            split: SplitEvaluator(make_dataset(dataset_dir, split, t.eval_batch_size), None)
-            for split in ("valid", "test")
-        }
-        valid_metrics = SplitEvaluator(
-            make_dataset(dataset_dir, "valid", t.eval_batch_size), manifest.group_key
-        )
-        schedule = ReferenceSchedule(
-            valid_metrics,
-            monitor=t.monitor,
-            patience=epochs + 1,  # never stops: every model trains `epochs` epochs
-            factor=t.lr_factor,
-            min_lr=t.min_lr,
-            min_delta=t.min_delta,
-            checkpoint_dir=None,
-        )
-
-        count = _DifficultyCallback(name, splits)
-        model.fit(
-            _train_data(dataset_dir, manifest, config),
-            epochs=epochs,
-            shuffle=False,
-            verbose=0,
-            callbacks=[schedule, count],
+        count = _fit_epochs(
+            study, s, epochs, ("valid", "test"), lambda ev, n=name: _DifficultyCallback(n, ev)
         )
         out["models"][name] = {**count.record, "auc": count.aucs}
     return out
@@ -331,7 +377,7 @@ def run_timing(study: Study, epochs: int) -> dict:
     for name, s in TIMING_MODELS.items():
         config = study.config(s, FIRST_SEED)
         dataset_dir, manifest, model = _setup(study, config)
-        data = _train_data(dataset_dir, manifest, config)
+        data, _ = _train_data(dataset_dir, manifest, config)  # one epoch, fitted repeatedly
         valid = SplitEvaluator(make_dataset(dataset_dir, "valid", config.train.eval_batch_size))
         model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, first allocations
         valid.predict(model)
@@ -366,3 +412,267 @@ def run_timing(study: Study, epochs: int) -> dict:
             for name in models
         },
     }
+
+
+# -- Figure 2 -----------------------------------------------------------------------------------
+def difficulty_histogram(labels, probs, bins: int, thresholds=THRESHOLDS) -> dict:
+    """Positives and negatives apart, per difficulty class (:func:`difficulty_counts`), the
+    histogram of the predicted probability ``p`` over ``bins`` equal-width bins of [0, 1]
+    (the last bin holds p = 1): ``{"positive": {"misclassified": [count per bin], ...}, ...}``.
+    A bin's classes add up to the histogram of every sample of that label."""
+    y, p, p_t = _true_label_probability(labels, probs)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = {}
+    for name, mask in (("positive", y), ("negative", ~y)):
+        classes = _class_masks(p_t[mask], thresholds)
+        out[name] = {
+            cls: np.histogram(p[mask][m], edges)[0].astype(int).tolist()
+            for cls, m in classes.items()
+        }
+    return out
+
+
+def _fig2_callback_class():
+    import keras
+
+    class PredictionCallback(keras.callbacks.Callback):
+        """After every epoch: per split the histogram of the predictions by difficulty class,
+        the class counts and the AUC."""
+
+        def __init__(self, splits, bins):
+            super().__init__()
+            self.splits, self.bins = splits, bins
+            self.record = {split: [] for split in splits}
+
+        def on_epoch_end(self, epoch, logs=None):
+            from tf4ctr_keras.metrics import evaluate_predictions
+
+            for split, ev in self.splits.items():
+                probs = ev.predict(self.model)
+                self.record[split].append(
+                    {
+                        "histogram": difficulty_histogram(ev.labels, probs, self.bins),
+                        "counts": difficulty_counts(ev.labels, probs),
+                        "auc": evaluate_predictions(ev.labels, probs)["auc"],
+                    }
+                )
+            log.info("fig2 epoch %d: valid AUC %.5f", epoch + 1, self.record["valid"][-1]["auc"])
+
+    return PredictionCallback
+
+
+def run_fig2(study: Study, epochs: int) -> dict:
+    """Trains the DNN ``epochs`` epochs (reference config and LR schedule, no early stop) and
+    after every epoch bins its predictions on the train and valid splits by difficulty."""
+    bins = FIG2["bins"]
+    callback = _fit_epochs(
+        study, FIG2_SPEC, epochs, ("train", "valid"), lambda ev: _fig2_callback_class()(ev, bins)
+    )
+    return {
+        "model": FIG2_SPEC.model,
+        "epochs": epochs,
+        "bins": bins,
+        "thresholds": list(THRESHOLDS),
+        "splits": callback.record,
+    }
+
+
+def plot_fig2(result: dict, png: Path) -> None:
+    """One row per epoch; per split and label, the stacked histogram of the predictions
+    coloured by class (the paper's Fig. 2: red misclassified, blue poorly, green well)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(s, lab) for s in ("train", "valid") for lab in ("positive", "negative")]
+    epochs, bins = result["epochs"], result["bins"]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig, axes = plt.subplots(epochs, len(panels), figsize=(16, 3.2 * epochs), squeeze=False)
+    for row in range(epochs):
+        for col, (split, label) in enumerate(panels):
+            ax = axes[row][col]
+            hist = result["splits"][split][row]["histogram"][label]
+            bottom = np.zeros(bins)
+            for cls in CLASSES:
+                counts = np.asarray(hist[cls], dtype=float)
+                ax.bar(
+                    edges[:-1],
+                    counts,
+                    1.0 / bins,
+                    bottom=bottom,
+                    align="edge",
+                    color=CLASS_COLORS[cls],
+                    label=cls,
+                )
+                bottom += counts
+            ax.set_yscale("symlog", linthresh=10)
+            ax.set_title(f"({chr(97 + row * len(panels) + col)}) epoch {row + 1}: {split}, {label}")
+            if row == epochs - 1:
+                ax.set_xlabel("predicted probability")
+            if col == 0:
+                ax.set_ylabel("samples")
+    axes[0][0].legend(fontsize=8)
+    lo, hi = result["thresholds"]
+    fig.suptitle(
+        f"{NAMES.get(result['model'], result['model'])}'s predictions after each epoch "
+        f"(p_t < {lo}: misclassified, {lo}-{hi}: poorly, >= {hi}: well classified)"
+    )
+    fig.tight_layout()
+    _save(fig, png)
+
+
+# -- Figure 4 -----------------------------------------------------------------------------------
+def fig4_curves(pairs=None, points: int | None = None) -> dict:
+    """The per-sample terms of :class:`tf4ctr_keras.losses.TwinFocusLoss` for ``y = 1`` against
+    the tower's prediction ``p``, from the loss class itself (``reduction=None``; ``alpha = 1``
+    keeps only ``L_simple``, ``alpha = 0`` only ``L_complex``), for each ``(c, gamma)``, and
+    the log loss (``keras.losses.BinaryCrossentropy``) beside them."""
+    import keras
+
+    from tf4ctr_keras.losses import TwinFocusLoss
+
+    pairs = [tuple(x) for x in (FIG4["pairs"] if pairs is None else pairs)]
+    points = FIG4["points"] if points is None else points
+    step = 1.0 / (points + 1)
+    p = np.round(np.arange(1, points + 1) * step, 12)
+    logits = (np.log(p) - np.log1p(-p)).astype("float32")
+    twin = np.stack([logits, logits], axis=1)  # (points, 2): the same logit on both towers
+    y = np.ones(points, dtype="float32")
+    bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+    out = {"p": p.tolist(), "log_loss": np.asarray(bce(y[:, None], logits[:, None])).tolist()}
+    out["curves"] = []
+    for c, gamma in pairs:
+        terms = {
+            name: np.asarray(TwinFocusLoss(alpha, c, gamma, reduction=None)(y, twin)).tolist()
+            for name, alpha in (("simple", 1.0), ("complex", 0.0))
+        }
+        out["curves"].append({"c": c, "gamma": gamma, **terms})
+    return out
+
+
+def crossings(p, curve, reference, tol: float = 1e-6) -> list[float]:
+    """The ``p`` where ``curve`` crosses ``reference``: a point where they agree within ``tol``,
+    or between two points where their difference changes sign (linear interpolation)."""
+    d = np.asarray(curve, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    d[np.abs(d) <= tol] = 0.0
+    p = np.asarray(p, dtype=np.float64)
+    out = [float(x) for x in p[d == 0.0]]
+    for i in np.nonzero(d[:-1] * d[1:] < 0)[0]:
+        out.append(float(p[i] + (p[i + 1] - p[i]) * d[i] / (d[i] - d[i + 1])))
+    return sorted(out)
+
+
+def plot_fig4(curves: dict, png: Path, thresholds=THRESHOLDS) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    lo, hi = thresholds
+    for ax, (term, title) in zip(
+        axes,
+        (
+            ("simple", "L_simple = (c + p)^gamma BCE"),
+            ("complex", "L_complex = (2 - c - p)^gamma BCE"),
+        ),
+        strict=True,
+    ):
+        for (a, b), cls in zip(((0, lo), (lo, hi), (hi, 1)), CLASSES, strict=True):
+            ax.axvspan(a, b, color=CLASS_COLORS[cls], alpha=0.08, lw=0)
+        ax.plot(curves["p"], curves["log_loss"], color="black", ls="--", lw=1.5, label="log loss")
+        for curve in curves["curves"]:
+            ax.plot(
+                curves["p"],
+                curve[term],
+                lw=1.2,
+                label=f"c = {curve['c']:g}, gamma = {curve['gamma']:g}",
+            )
+        ax.set_title(title)
+        ax.set_xlabel("tower prediction p (y = 1)")
+        ax.set_ylim(0, 6)
+    axes[0].set_ylabel("per-sample loss")
+    axes[1].legend(fontsize=8)
+    fig.suptitle("TwinFocusLoss terms (alpha = 1: simple, alpha = 0: complex) beside the log loss")
+    fig.tight_layout()
+    _save(fig, png)
+
+
+# -- Figures 6-9 --------------------------------------------------------------------------------
+def plot_sweep(points: list[dict], png: Path, title: str, xlabel: str, paper: dict) -> None:
+    """Test AUC (%) of a sweep: per point the mean and sample std over seeds (error bar) and
+    each seed (dots); ``points`` are ``{"label", "x", "auc": [...], "gauc": [...]}`` with ``x``
+    numeric (or None: categorical, in order). ``paper``: ``best`` (a label or None) and
+    ``values`` (``label -> AUC %``, or None when unavailable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("auc", "gauc") if any(pt.get(m) for pt in points)] or ["auc"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    categorical = any(pt["x"] is None for pt in points)
+    xs = {pt["label"]: (i if categorical else pt["x"]) for i, pt in enumerate(points)}
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        done = [pt for pt in points if pt.get(metric)]
+        for pt in done:
+            ax.scatter(
+                [xs[pt["label"]]] * len(pt[metric]),
+                [100 * v for v in pt[metric]],
+                s=10,
+                color="#999999",
+                zorder=2,
+            )
+        if done:
+            mean = [100 * statistics.fmean(pt[metric]) for pt in done]
+            std = [
+                100 * statistics.stdev(pt[metric]) if len(pt[metric]) > 1 else 0.0 for pt in done
+            ]
+            ax.errorbar(
+                [xs[pt["label"]] for pt in done],
+                mean,
+                yerr=std,
+                color="#d62728",
+                marker="o",
+                capsize=3,
+                label="ours: mean ± std over seeds",
+            )
+        values = (paper.get("values") or {}) if metric == "auc" else {}
+        shown = [(xs[k], v) for k, v in values.items() if v is not None and k in xs]
+        if shown:
+            ax.plot(*zip(*shown, strict=True), color="black", marker="s", ls=":", label="paper")
+        if paper.get("best") in xs:
+            ax.axvline(
+                xs[paper["best"]],
+                color="black",
+                ls="--",
+                lw=1,
+                label=f"paper's best (text): {paper['best']}",
+            )
+        if metric == "auc" and not shown:
+            ax.text(
+                0.02,
+                0.02,
+                "paper's plotted values: not available (text only)",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
+        if categorical:
+            names = [
+                f"{pt['label']}\n{list(pt['value'])}" if "value" in pt else pt["label"]
+                for pt in points
+            ]
+            ax.set_xticks(range(len(points)), names)
+            ax.set_xlim(-0.5, len(points) - 0.5)
+        else:
+            ax.set_xticks([pt["x"] for pt in points])
+            ax.margins(x=0.08)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"test {metric.upper()} (%)")
+        if not done:
+            ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, png)

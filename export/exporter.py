@@ -230,7 +230,12 @@ def export_run(
     model_name: str | None = None,
     version: int | None = None,
 ) -> Path:
-    """Writes ``model_base_path/model_name/version/`` atomically and returns its path."""
+    """Writes ``model_base_path/model_name/version/`` atomically and returns its path.
+
+    Without ``version``: the next integer, unless the newest version already holds this run
+    (:func:`holds_run`), which is returned as it is, so running the same export again never
+    stacks a copy. An explicit ``version`` that exists is refused (versions are immutable).
+    """
     run_dir = Path(run_dir)
     if model_name is not None:
         check_model_name(model_name)
@@ -244,7 +249,24 @@ def export_run(
     model_dir = Path(model_base_path) / model_name
     with export_lock(model_dir):
         remove_stale_versions(model_dir)
+        if version is None:  # the same command again (after a kill, a rerun script): no copy
+            newest = model_dir / str(next_version(model_dir) - 1)
+            if newest.name != "0" and holds_run(newest, run_dir, metrics):
+                log.info("%s already holds this run's export; nothing to do", newest)
+                return newest
         return _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version)
+
+
+def holds_run(version_dir: Path, run_dir: Path, metrics: dict) -> bool:
+    """Whether an exported version is this run's: the same recorded metrics (which include
+    the data fingerprint) and the same resolved config."""
+    extra = version_dir / "assets.extra"
+    try:
+        same_metrics = json.loads((extra / METRICS_FILE).read_text()) == metrics
+        config = (extra / CONFIG_FILE).read_bytes()
+    except (OSError, ValueError):
+        return False
+    return same_metrics and config == RunDir(run_dir).config_path.read_bytes()
 
 
 def _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version) -> Path:

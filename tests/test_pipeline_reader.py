@@ -50,13 +50,54 @@ def test_eval_order_is_deterministic_and_equals_the_shard_order(generated):
 def test_train_reshuffles_every_epoch_and_keeps_the_last_partial_batch(generated):
     rows = load_manifest(generated).splits["train"].rows
     sizes = [int(label.shape[0]) for _, label in make_dataset(generated, "train", 1000)]
-    ds = make_dataset(generated, "train", 1000, seed=7)
     assert sum(sizes) == rows and sizes[-1] == rows % 1000 and rows % 1000 != 0
-    a, b = _rows(ds), _rows(ds)
+    tf.random.set_seed(7)  # (training sets TensorFlow's global seed to the run's seed)
+    two = make_dataset(generated, "train", 1000, seed=7, epochs=2)
+    sizes = [int(label.shape[0]) for _, label in two]
+    assert sizes == ([1000] * (rows // 1000) + [rows % 1000]) * 2  # a partial batch per epoch
+    both = _rows(two)
+    a, b = both[:rows], both[rows:]
     assert not np.array_equal(a, b)  # another order each epoch
     np.testing.assert_array_equal(np.sort(a, axis=0), np.sort(b, axis=0))  # same rows
+    np.testing.assert_array_equal(_rows(two), both)  # iterating again: the same epochs
     c = _rows(make_dataset(generated, "train", 1000, seed=7))
     np.testing.assert_array_equal(a, c)  # seeded: reproducible across runs
+
+
+def test_an_epoch_order_depends_on_the_seed_and_the_epoch_number_only(generated):
+    """A run resumed at epoch k builds its reader with first_epoch=k (in a new process): it
+    must read epoch k exactly as the uninterrupted run did, whatever was read before."""
+    rows = load_manifest(generated).splits["train"].rows
+    tf.random.set_seed(3)
+    uninterrupted = _rows(make_dataset(generated, "train", 700, seed=3, epochs=4))
+    for k in (1, 3):
+        tf.random.set_seed(3)
+        resumed = _rows(make_dataset(generated, "train", 700, seed=3, first_epoch=k, epochs=4 - k))
+        np.testing.assert_array_equal(resumed, uninterrupted[k * rows :])
+    passes = uninterrupted.reshape(4, rows, 3)
+    assert all(not np.array_equal(passes[i], passes[j]) for i in range(4) for j in range(i))
+    # A stream (drop_remainder: batches run across passes) continued after m batches, as a
+    # multi-worker run resumes: pass skip // rows from its row skip % rows, the same batches.
+    m = 2 * rows // 500 + 3
+    skip = m * 500  # inside pass 2
+    tf.random.set_seed(3)
+    stream = make_dataset(generated, "train", 500, seed=3, repeat=True, drop_remainder=True)
+    head = _rows(stream.take(m + 10))
+    tf.random.set_seed(3)
+    continued = make_dataset(
+        generated,
+        "train",
+        500,
+        seed=3,
+        first_epoch=skip // rows,
+        skip_rows=skip % rows,
+        repeat=True,
+        drop_remainder=True,
+    )
+    assert skip // rows == 2 and skip % rows > 0
+    np.testing.assert_array_equal(_rows(continued.take(10)), head[skip:])
+    with pytest.raises(ValueError, match="needs a `seed`"):
+        make_dataset(generated, "train", 10, skip_rows=5)
 
 
 def test_drop_remainder_repeat_and_cache(generated):

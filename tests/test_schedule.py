@@ -119,3 +119,121 @@ def test_temporaries_a_killed_run_left_are_removed_on_start(tmp_path):
     schedule = ReferenceSchedule(Scripted([0.5]), monitor="auc", checkpoint_dir=tmp_path)
     schedule.on_train_begin()
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+
+
+def test_weights_bytes_load_back_as_the_model_and_optimizer_state(tmp_path):
+    from pipelines.training.schedule import weights_bytes
+
+    model, x, y = _model_and_data()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    path = tmp_path / "w.weights.h5"
+    path.write_bytes(weights_bytes(model))
+    fresh, _, _ = _model_and_data()
+    fresh.build()
+    fresh.optimizer.build(fresh.trainable_variables)
+    fresh.load_weights(path)
+    for a, b in zip(
+        fresh.weights + fresh.optimizer.variables,
+        model.weights + model.optimizer.variables,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert int(fresh.optimizer.iterations) == 8
+
+
+def _dropout_model_and_data():
+    model = build_model(
+        "dnn", {"a": 5, "b": 4}, complex_units=[8], embedding_dim=2, dropout=0.5, seed=0
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss={"ctr": "binary_crossentropy"})
+    rng = np.random.default_rng(0)
+    x = {"a": rng.integers(0, 5, 64), "b": rng.integers(0, 4, 64)}
+    return model, x, {"ctr": (x["a"] > 2).astype("float32")}
+
+
+def test_the_checkpoint_keeps_the_dropout_generators_so_a_resumed_epoch_is_the_same(tmp_path):
+    """Dropout draws from SeedGenerator variables that save_weights leaves out: restored from
+    the checkpoint, epoch 3 after a restore is epoch 3 of the uninterrupted run, bit for bit;
+    without them it would draw epoch 1's masks again."""
+    from pipelines.training.schedule import random_variables
+
+    keras.utils.set_random_seed(1)
+    model, x, y = _dropout_model_and_data()
+    model.build()
+    assert random_variables(model)  # the dropout layers' generators
+    uninterrupted = ReferenceSchedule(Scripted([0.5, 0.6, 0.7]), monitor="auc")
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[uninterrupted])
+    want = [np.array(w) for w in model.weights]
+
+    keras.utils.set_random_seed(1)
+    first, _, _ = _dropout_model_and_data()
+    schedule = ReferenceSchedule(Scripted([0.5, 0.6]), monitor="auc", checkpoint_dir=tmp_path)
+    first.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[schedule])
+    state = read_state(tmp_path)
+    assert [v for _, v in state["random_state"]] == [
+        np.array(v).tolist() for v in random_variables(first)
+    ]
+    keras.utils.set_random_seed(1)  # a new process: generators at their initial state
+    fresh, _, _ = _dropout_model_and_data()
+    fresh.build()
+    resumed = ReferenceSchedule(Scripted([0.7]), monitor="auc", checkpoint_dir=tmp_path)
+    assert resumed.restore(fresh) == 2
+    fresh.fit(
+        x, y, batch_size=16, epochs=3, initial_epoch=2, shuffle=False, verbose=0,
+        callbacks=[resumed],
+    )  # fmt: skip
+    for got, expected in zip(fresh.weights, want, strict=True):
+        np.testing.assert_array_equal(np.array(got), expected)
+
+
+def test_a_full_disk_during_a_checkpoint_is_a_clear_error_and_keeps_the_last_one(
+    tmp_path, monkeypatch
+):
+    """ENOSPC while writing epoch 2's weights: CheckpointError naming the directory, nothing of
+    epoch 2 on disk, epoch 1 still LATEST; with space again, the run resumes after epoch 1."""
+    import errno
+    from pathlib import Path
+
+    from pipelines.training.schedule import CheckpointError, latest_checkpoint
+
+    model, x, y = _model_and_data()
+    schedule = ReferenceSchedule(Scripted([0.5, 0.6]), monitor="auc", checkpoint_dir=tmp_path)
+    write_bytes = Path.write_bytes
+
+    def full_disk(self, data):
+        if "epoch-0002" in str(self):
+            write_bytes(self, data[: len(data) // 2])  # part of it reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(CheckpointError) as caught:
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[schedule])
+    message = str(caught.value)
+    assert f"epoch 2 to {tmp_path / 'epoch-0002'}" in message
+    assert "No space left on device" in message and "epoch-0001, is intact" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", "epoch-0001"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "epoch-0001"
+    monkeypatch.undo()
+    fresh, _, _ = _model_and_data()
+    fresh.build()
+    again = ReferenceSchedule(Scripted([0.6]), monitor="auc", checkpoint_dir=tmp_path)
+    assert again.restore(fresh) == 1
+
+
+def test_a_directory_killed_while_being_replaced_is_put_back(tmp_path):
+    """atomic_directory(replace=True) retires the old directory, then renames the new one:
+    killed in between, the next start restores the old one (a live process's is left)."""
+    from pipelines.data.fileio import atomic_directory, remove_stale_temporaries
+
+    dead = 2**22 + 12345
+    (tmp_path / f"data.old-{dead}").mkdir()
+    (tmp_path / f"data.old-{dead}" / "manifest.json").write_text("{}")
+    assert remove_stale_temporaries(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert (tmp_path / "data" / "manifest.json").read_text() == "{}"
+    (tmp_path / f"data.old-{dead}").mkdir()  # retired, and the new one was renamed: stale
+    with atomic_directory(tmp_path / "data", replace=True) as tmp:
+        (tmp / "manifest.json").write_text('{"new": 1}')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert (tmp_path / "data" / "manifest.json").read_text() == '{"new": 1}'

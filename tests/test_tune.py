@@ -68,7 +68,7 @@ def test_search_state_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     def killed(*args, **kwargs):  # the process dies after writing, before the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fileio, "_replace", killed)  # the one atomic writer's commit point
+    monkeypatch.setattr(fileio, "_commit", killed)  # the one atomic writer's commit point
     with pytest.raises(KeyboardInterrupt):
         kt_utils.save_json(str(path), {"status": "COMPLETED"})
     assert json.loads(path.read_text()) == {"status": "RUNNING"}  # the old state, whole

@@ -15,6 +15,7 @@ import logging
 import os
 import posixpath
 import shutil
+import signal
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,11 +203,35 @@ def temp_path(path: str | os.PathLike) -> str:
     return f"{head}/{tmp}" if head else tmp
 
 
-def _replace(src: str, dst: str) -> None:
+# Fault injection, for tests/test_fault_injection.py: with TF4CTR_FAULT_KILL=before:N (after:N)
+# the process kills itself with SIGKILL just before (after) its N-th commit, the rename that
+# makes an output visible; with TF4CTR_FAULT_LOG=path it appends one line per commit there.
+# Every commit of every command goes through _commit, so a test can stop a command at each one.
+FAULT_KILL_ENV = "TF4CTR_FAULT_KILL"
+FAULT_LOG_ENV = "TF4CTR_FAULT_LOG"
+_commits = 0
+
+
+def _fault_point(when: str, dst: str) -> None:
+    spec = os.environ.get(FAULT_KILL_ENV)
+    if spec and spec == f"{when}:{_commits}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _commit(src: str, dst: str) -> None:
+    """Renames ``src`` (complete) to ``dst``: the one place outputs become visible."""
+    global _commits
+    _commits += 1
+    log_path = os.environ.get(FAULT_LOG_ENV)
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(f"{_commits}\t{dst}\n")
+    _fault_point("before", dst)
     if "://" in dst:
         tf.io.gfile.rename(src, dst, overwrite=True)
     else:
         os.replace(src, dst)
+    _fault_point("after", dst)
 
 
 def _remove(path: str) -> None:
@@ -233,28 +258,41 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     tmp = temp_path(final)
     try:
         yield tmp
-        _replace(tmp, final)
+        _commit(tmp, final)
     except BaseException:
         _remove(tmp)
         raise
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Writes ``data`` (text or bytes) to ``path`` through :func:`atomic_output`."""
-    with (
-        atomic_output(path) as tmp,
-        tf.io.gfile.GFile(tmp, "wb" if isinstance(data, bytes) else "w") as f,
-    ):
-        f.write(data)
+    """Writes ``data`` (text or bytes) to ``path`` through :func:`atomic_output`; a local
+    path with Python's own file I/O (a full disk raises ``OSError`` naming the path), a URI
+    through TensorFlow's file systems."""
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with atomic_output(path) as tmp:
+        if "://" in tmp:
+            with tf.io.gfile.GFile(tmp, mode) as f:
+                f.write(data)
+        else:
+            with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+                f.write(data)
 
 
 def remove_stale_directories(final: Path) -> None:
-    """Removes ``<final>.tmp-<pid>`` directories whose process is gone (left by a killed
-    :func:`atomic_directory`); those of live processes are left alone."""
+    """Cleans up after a killed :func:`atomic_directory` (those of live processes are left
+    alone): removes its ``<final>.tmp-<pid>`` directories, and puts back the previous
+    ``<final>.old-<pid>`` when the kill came between retiring it and renaming the new one."""
     for path in final.parent.glob(f"{final.name}.tmp-*"):
         if _dead(path.name.rsplit("-", 1)[1]):
             log.info("Removing %s left by a killed run", path)
             shutil.rmtree(path, ignore_errors=True)
+    for path in final.parent.glob(f"{final.name}.old-*"):
+        if _dead(path.name.rsplit("-", 1)[1]):
+            if final.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                log.info("Restoring %s, which a killed run was replacing", final)
+                path.rename(final)
 
 
 def _dead(pid_text: str) -> bool:
@@ -270,14 +308,18 @@ def _dead(pid_text: str) -> bool:
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:
     """Removes what killed processes left in ``directory``: :func:`atomic_output`'s
     ``.tmp-<pid>-<name>`` files and :func:`atomic_directory`'s ``<name>.tmp-<pid>``
-    directories whose process is gone (a live process's are left alone). Returns the names
-    removed."""
+    directories whose process is gone (a live process's are left alone), and puts back a
+    directory it was replacing (``<name>.old-<pid>``, see :func:`remove_stale_directories`).
+    Returns the names removed."""
     directory = Path(directory)
     removed = []
     if not directory.is_dir():
         return removed
-    for path in directory.iterdir():
+    for path in sorted(directory.iterdir()):
         name = path.name
+        if ".old-" in name and path.is_dir():
+            remove_stale_directories(directory / name.rsplit(".old-", 1)[0])
+            continue
         if name.startswith(".tmp-"):
             pid = name[len(".tmp-") :].split("-", 1)[0]
         elif ".tmp-" in name:
@@ -313,8 +355,8 @@ def atomic_directory(final: str | os.PathLike, *, replace: bool = False) -> Iter
         if final.exists():
             if not replace:
                 raise FileExistsError(f"{final} exists.")
-            final.rename(old)
-        tmp.rename(final)
+            _commit(str(final), str(old))  # retired; put back if killed before the next
+        _commit(str(tmp), str(final))
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

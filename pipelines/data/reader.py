@@ -42,6 +42,18 @@ def feature_spec(
     return spec
 
 
+def pass_seeds(seed: int, epoch: int | tf.Tensor) -> tuple:
+    """The (file order, record order) shuffle seeds of pass ``epoch`` of a seeded reader.
+
+    A pass's order is a function of ``(seed, epoch)`` alone (given TensorFlow's global seed,
+    which training sets to the same ``seed``), so a run resumed at epoch ``k`` in a new process
+    reads epoch ``k`` in the order the uninterrupted run did. int64 arithmetic; wrapping is
+    harmless (TensorFlow reduces seeds modulo 2**31 - 1).
+    """
+    base = tf.cast(seed, tf.int64) * 1_000_003 + 2 * tf.cast(epoch, tf.int64)
+    return base, base + 1
+
+
 def make_dataset(
     data_dir_or_manifest: Manifest | str | os.PathLike,
     split: str,
@@ -49,6 +61,8 @@ def make_dataset(
     *,
     shuffle: bool | None = None,
     seed: int | None = None,
+    first_epoch: int = 0,
+    epochs: int | None = 1,
     repeat: bool = False,
     drop_remainder: bool = False,
     num_parallel_reads: int = tf.data.AUTOTUNE,
@@ -56,28 +70,39 @@ def make_dataset(
     shuffle_buffer: int | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
+    skip_rows: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of ``(features, label)`` from a prepared split.
+    """Batches of ``(features, label)`` from a prepared split: ``epochs`` passes over it.
 
     Args:
         data_dir_or_manifest: prepared dataset directory (with ``manifest.json``) or a
             :class:`Manifest`.
         split: ``train``, ``valid`` or ``test``.
-        batch_size: rows per batch.
-        shuffle: shuffle shard order and records, reshuffled every epoch. Default: ``True`` for
-            ``train``, ``False`` otherwise. Without shuffling the order is deterministic (the
-            same every iteration: the raw order for valid and test).
-        seed: shuffle seed. With a seed, the sequence of epochs is reproducible; with ``None``,
-            shuffling and parallel reads are nondeterministic (slightly faster).
-        repeat: repeat forever.
-        drop_remainder: drop the last partial batch (default: keep it, as the reference does).
+        batch_size: rows per batch (per pass: a pass's last partial batch is its own).
+        shuffle: shuffle shard order and records. Default: ``True`` for ``train``, ``False``
+            otherwise. Without shuffling every pass has the same order (the raw order for
+            valid and test).
+        seed: shuffle seed. Pass ``e`` (``first_epoch``, ``first_epoch + 1``, ...) is shuffled
+            by :func:`pass_seeds` ``(seed, e)``: a pass's order depends on its epoch number
+            only, never on what the process read before, and iterating the dataset again
+            repeats the same passes. With ``None``: another order every pass and every
+            iteration, and parallel reads may reorder (slightly faster; not reproducible).
+        first_epoch: the epoch number of the first pass (a resumed run starts at the epoch it
+            resumes). Default 0.
+        epochs: passes over the split, in one dataset (``None``: without end). Default 1.
+        repeat: without end, as ``epochs=None``.
+        drop_remainder: drop the last partial batch (default: keep it, as the reference does);
+            with ``drop_remainder`` batches run across passes (no partial batch at all).
         num_parallel_reads: files read in parallel by the interleave.
-        cache: cache the serialized records in memory after the first epoch.
+        cache: cache the serialized records in memory after the first pass (the shard
+            order is then the manifest's in every pass; records are still shuffled).
         shuffle_buffer: records in the shuffle buffer (default ``min(rows, 262144)``: the whole
             split for Frappe-sized data).
         num_shards, shard_index: read only the split's files ``shard_index::num_shards`` (one
             worker's part in multi-worker training); the split needs at least ``num_shards``
             files.
+        skip_rows: records skipped at the start of the first pass (before batching), to
+            continue a stream at a known position. Default 0.
 
     Returns:
         ``tf.data.Dataset`` of ``(features, label)``: ``features`` maps each field to an int64
@@ -87,6 +112,8 @@ def make_dataset(
     manifest = load_manifest(data_dir_or_manifest)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: `batch_size={batch_size}`")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1 or None. Received: `epochs={epochs}`")
     files = manifest.shard_paths(split)
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"`shard_index` must be in [0, {num_shards}). Received: {shard_index}")
@@ -101,37 +128,50 @@ def make_dataset(
     rows = -(-manifest.splits[split].rows * len(files) // all_files)  # about, for the buffer
     spec = feature_spec(manifest)
     label_key = manifest.label_key
+    epochs = None if repeat else epochs
 
     # With a seed, the whole pipeline is reproducible; without one, parallel reads may reorder.
     deterministic = (not shuffle) or seed is not None
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     cycle = (
         len(files)
         if num_parallel_reads == tf.data.AUTOTUNE
         else max(1, min(len(files), num_parallel_reads))
     )
-    ds = ds.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
-        cycle_length=cycle,
-        block_length=1,
-        num_parallel_calls=num_parallel_reads,
-        deterministic=deterministic,
-    )
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        buffer = shuffle_buffer or max(1, min(rows, DEFAULT_SHUFFLE_BUFFER))
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(
-        batch_size,
-        drop_remainder=drop_remainder,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    buffer = shuffle_buffer or max(1, min(rows, DEFAULT_SHUFFLE_BUFFER))
+
+    def read(paths: tf.data.Dataset) -> tf.data.Dataset:
+        return paths.interleave(
+            lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
+            cycle_length=cycle,
+            block_length=1,
+            num_parallel_calls=num_parallel_reads,
+            deterministic=deterministic,
+        )
+
+    if shuffle and seed is None:  # not reproducible: a new order every pass and iteration
+        if skip_rows:
+            raise ValueError("`skip_rows` needs a `seed` (an unseeded order cannot be resumed).")
+        paths = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files))
+        records = read(paths).cache() if cache else read(paths)
+        records = records.shuffle(buffer)  # reshuffled on every iteration
+        if drop_remainder:
+            ds = records.repeat(epochs).batch(batch_size, drop_remainder=True)
+        else:
+            ds = records.batch(batch_size).repeat(epochs)
+    else:
+        ds = _passes(
+            files,
+            read,
+            shuffle=shuffle,
+            seed=seed,
+            first_epoch=first_epoch,
+            epochs=epochs,
+            batch_size=batch_size,
+            drop_remainder=drop_remainder,
+            cache=cache,
+            buffer=buffer,
+            skip_rows=skip_rows,
+        )
 
     def parse(serialized):
         parsed = tf.io.parse_example(serialized, spec)
@@ -143,3 +183,56 @@ def make_dataset(
     options.deterministic = deterministic
     ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _passes(
+    files: list[str],
+    read,
+    *,
+    shuffle: bool,
+    seed: int | None,
+    first_epoch: int,
+    epochs: int | None,
+    batch_size: int,
+    drop_remainder: bool,
+    cache: bool,
+    buffer: int,
+    skip_rows: int,
+) -> tf.data.Dataset:
+    """Batches of serialized records, passes ``first_epoch ...`` each in the order that
+    :func:`pass_seeds` gives it (unshuffled: the manifest's order in every pass)."""
+    cached = read(tf.data.Dataset.from_tensor_slices(files)).cache() if cache else None
+
+    def one_pass(epoch) -> tf.data.Dataset:
+        """The serialized records of pass ``epoch``, in that pass's order."""
+        if cached is not None:
+            records = cached
+        else:
+            paths = tf.data.Dataset.from_tensor_slices(files)
+            if shuffle:
+                paths = paths.shuffle(
+                    len(files), seed=pass_seeds(seed, epoch)[0], reshuffle_each_iteration=False
+                )
+            records = read(paths)
+        if shuffle:
+            records = records.shuffle(
+                buffer, seed=pass_seeds(seed, epoch)[1], reshuffle_each_iteration=False
+            )
+        return records
+
+    def batched_pass(epoch) -> tf.data.Dataset:
+        return one_pass(epoch).batch(batch_size)
+
+    last = first_epoch + epochs if epochs is not None else 2**62
+    if skip_rows:
+        head = one_pass(first_epoch).skip(skip_rows)
+        rest = tf.data.Dataset.range(first_epoch + 1, last)
+        if drop_remainder:  # batches run across passes
+            return head.concatenate(rest.flat_map(one_pass)).batch(batch_size, drop_remainder=True)
+        return head.batch(batch_size).concatenate(rest.flat_map(batched_pass))
+    if drop_remainder:
+        passes = tf.data.Dataset.range(first_epoch, last)
+        return passes.flat_map(one_pass).batch(batch_size, drop_remainder=True)
+    if epochs == 1:
+        return batched_pass(first_epoch)
+    return tf.data.Dataset.range(first_epoch, last).flat_map(batched_pass)

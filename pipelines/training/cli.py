@@ -213,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         log.error("%s", error)
         return 2
+    except OSError as error:  # a full disk or a read-only directory while writing the run
+        from pipelines.training.schedule import CheckpointError
+
+        log.error("%s", error)
+        if not isinstance(error, CheckpointError):  # (its message says so already)
+            log.error("%s keeps its last complete checkpoint: fix this and run again.", run_dir)
+        return 2
     except RuntimeError as error:
         from pipelines.training.multi_worker import WorkerFailure
 

@@ -33,6 +33,34 @@ def with_targets(dataset: tf.data.Dataset, outputs) -> tf.data.Dataset:
     return dataset.map(lambda x, y: (x, {n: y for n in names}), num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def train_dataset(
+    config: RunConfig, dataset_dir: str | Path, steps: int, first_epoch: int, batch_size=None
+) -> tf.data.Dataset:
+    """The training input of epochs ``first_epoch .. max_epochs - 1`` as one dataset for
+    ``fit(..., initial_epoch=first_epoch, steps_per_epoch=steps)``.
+
+    Epoch ``e`` is read in the order :func:`pipelines.data.reader.pass_seeds` gives
+    ``(seed, e)``, so a run resumed after epoch ``k`` in a new process trains epoch ``k + 1``
+    on the batches the uninterrupted run did (``reshuffle_each_iteration`` would start its
+    sequence of orders again). Keras keeps one iterator across epochs when ``steps_per_epoch``
+    is given, which is what lets one dataset hold every epoch.
+    """
+    t = config.train
+    epochs = max(1, t.max_epochs - first_epoch)
+    ds = make_dataset(
+        dataset_dir,
+        "train",
+        batch_size or t.batch_size,
+        shuffle=True,
+        seed=t.seed,
+        first_epoch=first_epoch,
+        epochs=epochs,
+    )
+    return with_targets(ds, config.output_losses()).apply(
+        tf.data.experimental.assert_cardinality(steps * epochs)
+    )
+
+
 def train_fit(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, verbose: int = 1):
     """Trains with Keras ``fit`` and the reference schedule, writes the run directory and
     returns the metrics."""
@@ -48,11 +76,6 @@ def train_fit(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, v
             model = build_from_config(config, manifest)
             compile_model(model, config)
         group_key = monitor_group_key(config, manifest)
-        steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
-        train_ds = with_targets(
-            make_dataset(dataset_dir, "train", t.batch_size, shuffle=True, seed=t.seed),
-            config.output_losses(),
-        ).apply(tf.data.experimental.assert_cardinality(steps))
         valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
         schedule = make_schedule(config, valid, run_dir)
         with strategy.scope():
@@ -62,12 +85,15 @@ def train_fit(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, v
             log.info(
                 "resuming %s after epoch %d (best %d)", run_dir, epochs_done, schedule.best_epoch
             )
+        steps = -(-manifest.splits["train"].rows // t.batch_size)  # the last batch is kept
+        train_ds = train_dataset(config, dataset_dir, steps, epochs_done)
         started = time.perf_counter()
         if epochs_done < t.max_epochs and not schedule.stopped:
             model.fit(
                 train_ds,
                 epochs=t.max_epochs,
                 initial_epoch=epochs_done,
+                steps_per_epoch=steps,  # one iterator over all epochs: see train_dataset
                 shuffle=False,  # the reader shuffles
                 verbose=verbose,
                 callbacks=[

@@ -170,14 +170,27 @@ def replica_bounds(rows: int, replica: int, replicas: int) -> tuple[int, int]:
     return rows * replica // replicas, rows * (replica + 1) // replicas
 
 
-def train_input_fn(dataset_dir, global_batch: int, seed: int, mode: str):
-    """``InputContext -> tf.data.Dataset`` of per-replica ``(features, label)`` batches.
+def train_input_fn(
+    dataset_dir,
+    global_batch: int,
+    seed: int,
+    mode: str,
+    first_epoch: int = 0,
+    epochs: int = 1,
+    steps: int | None = None,
+):
+    """``InputContext -> tf.data.Dataset`` of per-replica ``(features, label)`` batches for
+    epochs ``first_epoch .. first_epoch + epochs - 1``, each read in the order
+    :func:`pipelines.data.reader.pass_seeds` gives it, so a resumed run reads what the
+    uninterrupted one did.
 
     ``files``: this worker's shard files, shuffled, repeated, batches of
-    ``global_batch / replicas`` (full batches only). ``batches``: the global batches of
-    single-worker training (same seed, same order), sliced so that replica ``r`` gets rows
-    ``replica_bounds(n, r, replicas)``; a last global batch with fewer rows than replicas is
-    skipped so no replica gets an empty batch.
+    ``global_batch / replicas`` (full batches only, across passes); epoch ``e`` starts where
+    ``e * steps`` steps of the uninterrupted stream end (pass and row computed from the
+    manifest's shard rows). ``batches``: the global batches of single-worker training (same
+    seed, same order), sliced so that replica ``r`` gets rows ``replica_bounds(n, r,
+    replicas)``; a last global batch with fewer rows than replicas is skipped so no replica
+    gets an empty batch.
     """
 
     def fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -185,19 +198,36 @@ def train_input_fn(dataset_dir, global_batch: int, seed: int, mode: str):
         local = replicas // context.num_input_pipelines
         first = context.input_pipeline_id * local
         if mode == "files":
+            per_replica = context.get_per_replica_batch_size(global_batch)
+            manifest = load_manifest(dataset_dir)
+            shards = manifest.splits["train"].shards
+            mine = sum(
+                s.rows for s in shards[context.input_pipeline_id :: context.num_input_pipelines]
+            )
+            consumed = first_epoch * (steps or 0) * local * per_replica  # rows before this epoch
             ds = make_dataset(
                 dataset_dir,
                 "train",
-                context.get_per_replica_batch_size(global_batch),
+                per_replica,
                 shuffle=True,
                 seed=seed,
+                first_epoch=consumed // max(1, mine),
                 repeat=True,
                 drop_remainder=True,
                 num_shards=context.num_input_pipelines,
                 shard_index=context.input_pipeline_id,
+                skip_rows=consumed % max(1, mine),
             )
         else:
-            ds = make_dataset(dataset_dir, "train", global_batch, shuffle=True, seed=seed)
+            ds = make_dataset(
+                dataset_dir,
+                "train",
+                global_batch,
+                shuffle=True,
+                seed=seed,
+                first_epoch=first_epoch,
+                epochs=epochs,
+            )
             ds = ds.filter(lambda x, y: tf.shape(y)[0] >= replicas)
 
             def slices(features, label):
@@ -282,12 +312,6 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
         }
         group_key = monitor_group_key(config, manifest)
         steps = steps_per_epoch(manifest.splits["train"].rows, t.batch_size, replicas, mode)
-        data = strategy.distribute_datasets_from_function(
-            train_input_fn(dataset_dir, t.batch_size, t.seed, mode)
-        )
-        log.info(
-            "multi-worker input: %s, %d step(s) per epoch of %d rows", mode, steps, t.batch_size
-        )
 
         @tf.function
         def train_step(iterator):
@@ -336,6 +360,20 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
         epochs_done = schedule.restore(model)
         if epochs_done:
             log.info("resuming %s after epoch %d", run_dir, epochs_done)
+        data = strategy.distribute_datasets_from_function(
+            train_input_fn(
+                dataset_dir,
+                t.batch_size,
+                t.seed,
+                mode,
+                first_epoch=epochs_done,
+                epochs=max(1, t.max_epochs - epochs_done),
+                steps=steps,
+            )
+        )
+        log.info(
+            "multi-worker input: %s, %d step(s) per epoch of %d rows", mode, steps, t.batch_size
+        )
         csv = None
         if role.is_chief:
             csv = keras.callbacks.CSVLogger(
@@ -350,9 +388,7 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
         epoch = epochs_done
         try:
             while epoch < t.max_epochs and not model.stop_training:
-                schedule.on_epoch_begin(epoch)
-                if mode == "batches" and epoch > epochs_done:
-                    iterator = iter(data)  # one pass over the global batches per epoch
+                schedule.on_epoch_begin(epoch)  # (one iterator: the data holds every epoch)
                 total = 0.0
                 for step in range(steps):
                     total += float(train_step(iterator))

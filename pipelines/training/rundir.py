@@ -32,7 +32,12 @@ from typing import Any
 
 import yaml
 
-from pipelines.data.fileio import atomic_directory, atomic_output, write_atomic
+from pipelines.data.fileio import (
+    atomic_directory,
+    atomic_output,
+    remove_stale_temporaries,
+    write_atomic,
+)
 from pipelines.data.manifest import MANIFEST_NAME, Manifest, load_manifest
 from pipelines.training.config import ConfigError, RunConfig
 
@@ -209,6 +214,7 @@ class RunDir:
             return self.finished()
         if overwrite and self.path.exists():
             shutil.rmtree(self.path)
+        remove_stale_temporaries(self.path)  # what a killed run left (its process is gone)
         resolved = config_text(config)
         if self.config_path.exists():
             # compared as data, so a run written with another key order is still the same run

@@ -18,10 +18,12 @@ before, and temporaries a killed run left are removed on start.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -34,11 +36,44 @@ from pipelines.training.evaluation import EvaluateFn, monitor_value
 
 log = logging.getLogger(__name__)
 
+
+class CheckpointError(OSError):
+    """A checkpoint could not be written (a full disk, a read-only directory); the message
+    names the path, and nothing of the failed checkpoint is left behind."""
+
+
+def weights_bytes(model: keras.Model) -> bytes:
+    """``model.save_weights``' ``.weights.h5`` content (model and optimizer), built in memory.
+
+    Written by hand around Keras' own H5 store because h5py writing straight to a full disk
+    leaves its file open and the interpreter crashes at exit (exit 139, seen here); serialized
+    in memory, the only disk write is ours, which fails with a plain ``OSError``. The bytes
+    load with ``model.load_weights`` (tested).
+    """
+    from keras.src.saving import saving_lib  # no public API saves weights to a buffer
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(  # noqa: SLF001 - what model.save_weights does, minus the file
+        model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set()
+    )
+    store.close()
+    return buffer.getvalue()
+
+
+def random_variables(model: keras.Model) -> list:
+    """The model's random-number state: the ``SeedGenerator`` variables (dropout masks, the
+    Gumbel noise), which ``model.weights`` and so ``save_weights`` leave out."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.non_trainable_variables if id(v) not in weights]
+
+
 STATE_FILE = "state.json"
 LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 LATEST_FILE = "LATEST"  # names the newest complete checkpoint directory
 EPOCH_DIR = "epoch-{:04d}"
+_EPOCH_NAME = re.compile(r"^epoch-\d{4,}$")
 KEEP_CHECKPOINTS = 2  # the newest and the one before it, to fall back on
 
 
@@ -117,14 +152,7 @@ class ReferenceSchedule(keras.callbacks.Callback):
         if self.checkpoint_dir is None or not self.checkpoint_dir.is_dir():
             return []
         latest = latest_checkpoint(self.checkpoint_dir)
-        epochs = sorted(
-            (
-                p
-                for p in self.checkpoint_dir.glob("epoch-*")
-                if p.is_dir() and ".tmp-" not in p.name
-            ),
-            reverse=True,
-        )
+        epochs = _epoch_directories(self.checkpoint_dir)
         out = ([latest] if latest is not None and latest.is_dir() else []) + [
             p for p in epochs if p != latest
         ]
@@ -155,10 +183,30 @@ class ReferenceSchedule(keras.callbacks.Callback):
             self.wait = state["wait"]
             self.history = state["history"]
             model.optimizer.learning_rate.assign(state["learning_rate"])
+            self._restore_random_state(model, state, directory)
             self._best_weights = best
             self._last_checkpoint = directory  # (the flat directory of an older run too)
             return int(state["epochs_done"])
         return 0
+
+    @staticmethod
+    def _restore_random_state(model: keras.Model, state: dict, directory: Path) -> None:
+        saved = state.get("random_state")
+        variables = random_variables(model)
+        if saved is None:  # a checkpoint from before random states were kept
+            log.warning(
+                "checkpoint %s holds no random-number state; dropout continues from a fresh "
+                "state, so this run will not reproduce an uninterrupted one exactly",
+                directory,
+            )
+            return
+        if len(saved) != len(variables):
+            raise ValueError(
+                f"{directory / STATE_FILE}: {len(saved)} random-number states for the "
+                f"model's {len(variables)}; it was written by another model."
+            )
+        for var, (_, value) in zip(variables, saved, strict=True):
+            var.assign(np.asarray(value, dtype=var.dtype))
 
     def _read_best_weights(self, model: keras.Model, directory: Path):
         """Reads best weights from file by loading them into `model` and copying them out."""
@@ -244,28 +292,65 @@ class ReferenceSchedule(keras.callbacks.Callback):
             "stopped": bool(self.model.stop_training),
             "history": self.history,
         }
+        state["random_state"] = [
+            [v.path, np.asarray(v).tolist()] for v in random_variables(self.model)
+        ]
         name = EPOCH_DIR.format(epochs_done)
-        with atomic_directory(self.checkpoint_dir / name, replace=True) as tmp:
-            self.model.save_weights(tmp / LAST_WEIGHTS)
-            if self.best_epoch == epochs_done:
-                shutil.copyfile(tmp / LAST_WEIGHTS, tmp / BEST_WEIGHTS)
-            elif self.best_epoch and self._last_checkpoint is not None:
-                previous = self._last_checkpoint / BEST_WEIGHTS
-                try:
-                    os.link(previous, tmp / BEST_WEIGHTS)  # unchanged: no second copy
-                except OSError:
-                    shutil.copyfile(previous, tmp / BEST_WEIGHTS)
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-        write_atomic(self.checkpoint_dir / LATEST_FILE, name + "\n")
+        payload = weights_bytes(self.model)  # in memory first: see weights_bytes
+        try:
+            with atomic_directory(self.checkpoint_dir / name, replace=True) as tmp:
+                (tmp / LAST_WEIGHTS).write_bytes(payload)
+                if self.best_epoch == epochs_done:
+                    _link_or_copy(tmp / LAST_WEIGHTS, tmp / BEST_WEIGHTS)
+                elif self.best_epoch and self._last_checkpoint is not None:
+                    _link_or_copy(self._last_checkpoint / BEST_WEIGHTS, tmp / BEST_WEIGHTS)
+                (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            write_atomic(self.checkpoint_dir / LATEST_FILE, name + "\n")
+        except OSError as error:  # nothing of this epoch is left behind (atomic_directory)
+            kept = (
+                f"the last checkpoint, {self._last_checkpoint.name}, is intact"
+                if self._last_checkpoint
+                else "there is no earlier checkpoint"
+            )
+            raise CheckpointError(
+                f"cannot write the checkpoint of epoch {epochs_done} to "
+                f"{self.checkpoint_dir / name} ({error.strerror or error}; "
+                f"{len(payload):,} bytes of weights, "
+                f"{_free_bytes(self.checkpoint_dir):,} bytes free); nothing of it was kept and "
+                f"{kept}. Free space and run the same command again: it resumes from there "
+                "to the same result."
+            ) from error
         self._last_checkpoint = self.checkpoint_dir / name
         keep = {self._last_checkpoint}
-        older = sorted(
-            (p for p in self.checkpoint_dir.glob("epoch-*") if p.is_dir() and p not in keep),
-            reverse=True,
-        )
+        older = [p for p in _epoch_directories(self.checkpoint_dir) if p not in keep]
         for path in older[KEEP_CHECKPOINTS - 1 :]:
             shutil.rmtree(path, ignore_errors=True)
 
     @property
     def stopped(self) -> bool:
         return self.wait >= self.patience
+
+
+def _epoch_directories(checkpoint_dir: Path) -> list[Path]:
+    """The complete ``epoch-NNNN`` checkpoint directories, newest first (not the
+    temporaries or retired copies of :func:`atomic_directory`)."""
+    return sorted(
+        (p for p in checkpoint_dir.glob("epoch-*") if p.is_dir() and _EPOCH_NAME.match(p.name)),
+        reverse=True,
+    )
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """The same weights under a second name without a second copy where the file system
+    allows (a checkpoint's unchanged best weights)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return -1

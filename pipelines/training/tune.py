@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.data.fileio import write_atomic
+from pipelines.data.fileio import remove_stale_temporaries, write_atomic
 from pipelines.training.config import (
     ConfigError,
     RunConfig,
@@ -318,7 +318,7 @@ def write_results(tuner, base: RunConfig, tune_dir: Path) -> dict:
         f"{base.train.monitor} {best[OBJECTIVE]:.6f}).\n"
         f"# Train: python -m pipelines.train --config {tune_dir / 'best.yaml'} --data ...\n"
     )
-    (tune_dir / "best.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
+    write_atomic(tune_dir / "best.yaml", header + yaml.safe_dump(config, sort_keys=False))
     names = [n for n in SPACE if any(n in r["params"] for r in rows)]
     metric_names = [k for k in ("val_auc", "val_gauc", "val_logloss") if k in best]
     lines = [
@@ -336,7 +336,7 @@ def write_results(tuner, base: RunConfig, tune_dir: Path) -> dict:
             f"| {r['trial']} | {' | '.join(cells)} | "
             f"{' | '.join(f'{r[m]:.6f}' for m in metric_names)} | {r[OBJECTIVE]:.6f} |"
         )
-    (tune_dir / "results.md").write_text("\n".join(lines) + "\n")
+    write_atomic(tune_dir / "results.md", "\n".join(lines) + "\n")
     return best
 
 
@@ -365,6 +365,8 @@ def run(args: argparse.Namespace) -> int:
         dataset_dir = resolve_dataset(base)
         # The dataset's name: --dataset, the schema's `name` or the config's `dataset:`.
         tune_dir = Path(args.tune_dir or Path("tune") / f"{base.dataset}-{args.tuner}").resolve()
+        for directory in [tune_dir, *sorted(tune_dir.glob("trial_*"))]:
+            remove_stale_temporaries(directory)  # what a killed search left (process gone)
         check_tuner_state(tune_dir)
         check_search_identity(
             tune_dir,
