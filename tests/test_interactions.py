@@ -84,9 +84,12 @@ def test_cross_network_v2_matches_x0_times_wx_plus_b_plus_x():
 def test_self_attention_matches_a_direct_transcription():
     layer = MultiHeadSelfAttention(attention_dim=4, num_heads=2, num_layers=2, use_scale=True)
     out = np.asarray(layer(X))
+    # FuxiCTR's W_res only where the widths differ: layer 1 (2 -> 4), not layer 2 (4 -> 4)
+    assert "residual" in layer.projections[0] and "residual" not in layer.projections[1]
     x = X
     for proj in layer.projections:
-        q, k, v, r = (x @ np.asarray(proj[p].kernel) for p in ("query", "key", "value", "residual"))
+        q, k, v = (x @ np.asarray(proj[p].kernel) for p in ("query", "key", "value"))
+        r = x @ np.asarray(proj["residual"].kernel) if "residual" in proj else x
         heads = []
         for h in range(2):
             s = slice(2 * h, 2 * h + 2)
@@ -98,9 +101,19 @@ def test_self_attention_matches_a_direct_transcription():
     np.testing.assert_allclose(out, x.reshape(4, -1), rtol=1e-4, atol=1e-5)
 
 
+def test_self_attention_drops_attention_weights_in_training_only():
+    layer = MultiHeadSelfAttention(attention_dim=2, num_heads=1, num_layers=1, dropout=0.5, seed=1)
+    np.testing.assert_allclose(layer(X, training=False), layer(X, training=False))
+    eval_out = np.asarray(layer(X, training=False))
+    assert not np.allclose(layer(X, training=True), eval_out)
+    plain = MultiHeadSelfAttention(attention_dim=2, num_heads=1, num_layers=1, seed=1)
+    np.testing.assert_allclose(plain(X), eval_out, rtol=1e-6)  # same seed, no dropout
+
+
 @pytest.mark.parametrize(
     "factory, message",
     [
+        (lambda: MultiHeadSelfAttention(dropout=1.0), "dropout"),
         (lambda: CompressedInteractionNetwork([]), "layer_sizes"),
         (lambda: CrossNetwork(0), "num_layers"),
         (lambda: CrossNetworkV2(2, projection_dim=0), "projection_dim"),
@@ -170,12 +183,13 @@ def test_cin_literal_value_with_ones():
             False,
             True,
         ),
-        # layer 1: 4 projections of 2x4; layer 2: 4 of 4x4
+        # layer 1: 4 projections of 2x4 (query, key, value, residual); layer 2: 3 of 4x4 (the
+        # residual is the identity where the widths match, as FuxiCTR's)
         (
             MultiHeadSelfAttention,
-            {"attention_dim": 4, "num_heads": 2, "num_layers": 2},
+            {"attention_dim": 4, "num_heads": 2, "num_layers": 2, "dropout": 0.5},
             (4, 12),
-            32 + 64,
+            32 + 48,
             False,
             True,
         ),

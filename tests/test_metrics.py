@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from tf4ctr_keras.metrics import auc, evaluate_predictions, gauc, logloss
+from tf4ctr_keras.metrics import auc, calibration, evaluate_predictions, gauc, logloss
 
 RNG = np.random.default_rng(7)
 
@@ -63,6 +63,38 @@ def test_evaluate_predictions_keys():
     y, p = _data(200)
     assert set(evaluate_predictions(y, p)) == {"auc", "logloss"}
     assert set(evaluate_predictions(y, p, groups=y * 0)) == {"auc", "logloss", "gauc"}
+
+
+def test_calibration_by_hand():
+    # 15 bins of width 1/15; p = 0.05 -> bin 0, 0.1 -> 1, 0.5 -> 7 (7.5), 0.95 and 1.0 -> 14
+    y = [0, 0, 1, 0, 1, 1, 1, 0]
+    p = [0.05, 0.05, 0.1, 0.5, 0.5, 0.95, 1.0, 0.1]
+    c = calibration(y, p)
+    assert c["bins"]["count"][0] == 2 and c["bins"]["count"][1] == 2
+    assert c["bins"]["count"][7] == 2 and c["bins"]["count"][14] == 2
+    assert sum(c["bins"]["count"]) == 8 and c["bins"]["mean_prediction"][2] is None
+    # |mean p - mean y| per bin: 0.05, |0.1 - 0.5| = 0.4, 0, |0.975 - 1| = 0.025; weights 2/8
+    assert c["ece"] == pytest.approx((0.05 + 0.4 + 0.0 + 0.025) * 2 / 8)
+    assert c["ratio"] == pytest.approx((3.25 / 8) / (4 / 8))
+    assert c["bins"]["observed_rate"][14] == 1.0
+
+
+def test_calibration_of_a_calibrated_and_a_shifted_model():
+    rng = np.random.default_rng(3)
+    p = rng.random(200_000)
+    y = (rng.random(p.size) < p).astype(int)  # labels drawn at the predicted rate
+    c = calibration(y, p)
+    assert c["ece"] < 0.01 and c["ratio"] == pytest.approx(1.0, abs=0.01)
+    doubled = calibration(y, np.minimum(2 * p, 1.0))
+    assert doubled["ratio"] > 1.4 and doubled["ece"] > 0.2
+
+
+def test_calibration_rejects_non_probabilities_and_counts_no_positive():
+    with pytest.raises(ValueError, match="probabilities"):
+        calibration([0, 1], [0.2, 1.5])
+    with pytest.raises(ValueError, match="num_bins"):
+        calibration([0, 1], [0.2, 0.5], num_bins=0)
+    assert calibration([0, 0], [0.2, 0.4])["ratio"] is None
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,75 @@ def test_trainable_parameters_equal_the_reference_logs(vocab, kwargs, expected):
     assert count(build_tf4ctr(vocab, **kwargs)) == expected
 
 
+V_FRAPPE, F_FRAPPE, D = sum(FRAPPE.values()), len(FRAPPE), 16
+
+
+def _tower(widths):
+    """A FuxiCTR MLP_Block's count: Linear(bias) per layer, BatchNorm gamma/beta per hidden."""
+    linear = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return linear + 2 * sum(widths[1:-1])
+
+
+def test_tf4ctr_widedeep_has_the_reference_structure_and_no_unused_table():
+    # TF4CTRv2_WideDeep.py: one d-wide table (its SSM is ignored), LR without bias as z_s under
+    # WSF (no fc1), the deep tower with fc2, the 2x1 WSF weights (issue 17: SER's d/2 table was
+    # built, regularised and counted for nothing: 522,578 on this vocabulary).
+    expected = V_FRAPPE * D + V_FRAPPE + _tower([F_FRAPPE * D, 400, 400, 400, 1]) + 2
+    assert expected == 479_514
+    model = build_tf4ctr(FRAPPE, simple_encoder="linear")
+    assert count(model) == expected
+    assert type(model.selector).__name__ == "SharedEmbeddingSelector"
+    # a selector that transforms the embedding keeps its meaning and is kept
+    gated = build_tf4ctr(FRAPPE, simple_encoder="linear", selector="gate")
+    assert type(gated.selector).__name__ == "GatedSampleSelector"
+
+
+def test_autoint_plus_count_equals_fuxictr_autoint_with_a_dnn():
+    # FuxiCTR AutoInt(use_wide=False): 3 layers of W_q, W_k, W_v (16 x 16, no W_res since the
+    # widths match), fc Linear(F * 16, 1), dnn MLP_Block(F d -> [400] * 3 -> 1).
+    attention = 3 * 3 * D * D
+    expected = V_FRAPPE * D + attention + (F_FRAPPE * D + 1) + _tower([160, 400, 400, 400, 1])
+    assert expected == 476_594
+    model = build_model("autoint", FRAPPE)
+    assert count(model) == expected
+    assert model.simple_encoder.dropout == 0.0
+    assert build_model("autoint", SMALL, dropout=0.2).simple_encoder.dropout == 0.2
+
+
+def test_wide_logit_sum_pools_a_hand_made_sequence():
+    # FuxiCTR's LogisticRegression: 1-dim embeddings, MaskedSumPooling on sequence fields
+    # (issue 17: it mean-pooled them), while the deep tables keep the model's pooling.
+    vocab = {"user": 4, "genres": 6}
+    for name in ("widedeep", "deepfm", "xdeepfm"):
+        model = build_model(name, vocab, embedding_dim=2, complex_units=[4],
+                            sequence_fields={"genres": "mean"}, cin_layer_sizes=[2])  # fmt: skip
+        model.build()
+        assert model.wide.sequence_fields == {"genres": "sum"}
+        assert model.selector.sequence_fields == {"genres": "mean"}
+        table = model.wide.weights_embedding.embeddings
+        table.assign(np.arange(10, dtype="float32")[:, None])  # rows: user 0-3, genres 4-9
+        x = {"user": np.array([1]), "genres": np.array([[2, 3, 5, 0]])}  # tokens 2, 3, 5; padding
+        bias = float(np.asarray(model.wide.bias)[0]) if model.wide.bias is not None else 0.0
+        # user 1 -> row 1; genres -> rows 4 + 2, 4 + 3, 4 + 5 summed: 6 + 7 + 9
+        np.testing.assert_allclose(np.asarray(model.wide(x)), [[1.0 + 22.0 + bias]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tf4ctr", "widedeep", "dnn"])
+def test_an_id_outside_its_field_is_refused_not_read_from_the_next_field(name):
+    import tensorflow as tf
+
+    model = build_model(name, SMALL, embedding_dim=4, complex_units=[4])
+    x = _ids(SMALL, 4)
+    model(x)
+    for field, bad in (("a", 7), ("b", -1), ("c", 11)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="outside \\[0, vocab_size\\)"):
+            model({**x, field: np.array([bad, 0, 0, 0])})
+    model.compile("adam", loss={"ctr": "binary_crossentropy", "twin_logits": TwinFocusLoss()}
+                  if name == "tf4ctr" else {"ctr": "binary_crossentropy"})  # fmt: skip
+    with pytest.raises(tf.errors.InvalidArgumentError, match="largest and smallest id"):
+        model.predict({**x, "a": np.array([0, 9, 0, 0])}, verbose=0)
+
+
 def test_criteo_parameter_count_equals_the_reference_log():
     # Criteo_x4 SER+WSF (log 026): 39 fields, 910,747 ids in total.
     sizes = [900_000 // 26] * 25 + [900_000 - 25 * (900_000 // 26)] + [827] * 13
@@ -209,7 +278,7 @@ def test_mixed_precision_keeps_head_and_loss_in_float32(policy, name):
 
 
 def test_unknown_names_list_the_valid_choices():
-    with pytest.raises(ValueError, match="Valid choices: autoint, dcn, dcnv2, deepfm, dnn"):
+    with pytest.raises(ValueError, match="Valid choices: afn, autoint, cl4ctr, dcn, dcnv2, deepfm"):
         build_model("deepfn", SMALL)
     with pytest.raises(ValueError, match="Unknown fusion `wfs`"):
         build_tf4ctr(SMALL, fusion="wfs")

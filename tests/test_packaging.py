@@ -227,7 +227,10 @@ def test_wheel_holds_the_four_packages_their_data_and_the_scripts(tmp_path):
     "argv, listed",
     [
         (["--dataset", "avazu"], "Bundled datasets: criteo, frappe, kkbox, ml-1m, movielenslatest"),
-        (["--dataset", "frappe", "--model", "nope"], "Valid choices: autoint, dcn, dcnv2, deepfm"),
+        (
+            ["--dataset", "frappe", "--model", "nope"],
+            "Valid choices: afn, autoint, cl4ctr, dcn, dcnv2, deepfm",
+        ),
         (["--dataset", "frappe", "--loss", "nope"], "must be one of ['auto', 'tf', 'bce'"),
         (["--dataset", "frappe", "--selector", "nope"], "Unknown sample selector `nope`. Valid"),
         (["--dataset", "frappe", "--fusion", "nope"], "Unknown fusion `nope`. Valid choices: cf"),

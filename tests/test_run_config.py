@@ -61,7 +61,7 @@ def test_round_trip_through_dict_and_stable_fingerprint():
         ({"loss.alpha": 1.5}, "`loss.alpha` must be in \\[0.0, 1.0\\]"),
         ({"loss.c": 1.2}, "`loss.c` must be in"),
         ({"model.dropot": 0.1}, "Unknown key\\(s\\) \\['model.dropot'\\]. Valid keys of `model`"),
-        ({"model.name": "dnnn"}, "Valid choices: autoint, dcn"),
+        ({"model.name": "dnnn"}, "Valid choices: afn, autoint, cl4ctr, dcn"),
         ({"model.fusion": "wfs"}, "Unknown fusion"),
         ({"train.monitor": "loss"}, "train.monitor"),
         ({"train.precision": "fp16"}, "train.precision"),

@@ -72,10 +72,12 @@ def test_selectors_and_fusions_share_one_hyperparameter_namespace():
 
 
 def test_encoder_hyperparameters_are_this_projects_defaults():
+    # AutoInt: FuxiCTR's AutoInt_default (3 layers, 2 heads, no scale, residual) with the
+    # attention as wide as the embedding (d = 16), so that its residual is the identity.
     assert encoder_hyperparameters() == {
         "cin_layer_sizes": (64, 64),
         "cross_layers": 3,
-        "attention_dim": 64,
+        "attention_dim": 16,
         "attention_heads": 2,
         "attention_layers": 3,
         "attention_residual": True,

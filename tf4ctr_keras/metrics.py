@@ -1,4 +1,4 @@
-"""Exact evaluation metrics over a whole split: AUC, gAUC and logloss (NumPy).
+"""Exact evaluation metrics over a whole split: AUC, gAUC, logloss and calibration (NumPy).
 
 ``keras.metrics.AUC`` interpolates over a fixed set of thresholds; it is fine for progress bars
 but not for model selection. These functions are exact (rank statistic with tied scores sharing
@@ -107,6 +107,67 @@ def logloss(y_true, y_pred, eps: float = 1e-7) -> float:
     y, p = _check(y_true, y_pred)
     p = np.clip(p, eps, 1.0 - eps)
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+
+
+#: Equal-width bins over [0, 1] of the expected calibration error.
+CALIBRATION_BINS = 15
+
+
+def calibration(y_true, y_pred, num_bins: int = CALIBRATION_BINS) -> dict:
+    """Calibration of probabilities over the whole split: ratio, ECE and the reliability bins.
+
+    ``ratio = mean(p) / mean(y)`` (1 for a calibrated model; > 1 over-predicts clicks), and the
+    expected calibration error over ``num_bins`` equal-width bins of ``[0, 1]``::
+
+        bin(p) = min(floor(p * num_bins), num_bins - 1)
+        ECE = sum_b (n_b / N) * |mean(p in b) - mean(y in b)|
+
+    Exact, as :func:`auc`: every prediction of the split enters once (a prediction of exactly 1
+    falls in the last bin). No peer reports these; they are computed here so that every run
+    records how well its probabilities, not only its ranking, match the clicks.
+
+    Args:
+        y_true: labels in {0, 1}.
+        y_pred: probabilities in ``[0, 1]``.
+        num_bins: number of equal-width bins. Default 15.
+
+    Returns:
+        ``{"ratio", "ece", "bins": {"count", "mean_prediction", "observed_rate"}}``, the bins as
+        lists of ``num_bins`` values (an empty bin has count 0 and None means). ``ratio`` is
+        None when the split holds no positive label.
+
+    Example:
+        >>> c = calibration([0, 1, 1, 0], [0.1, 0.9, 0.6, 0.7], num_bins=2)
+        >>> # bin [0, 0.5): 0.1 vs 0; bin [0.5, 1]: 2.2 / 3 vs 2 / 3, so ECE = (0.1 + 0.2) / 4
+        >>> round(c["ece"], 6), c["ratio"]  # ratio = mean(p) / mean(y) = 0.575 / 0.5
+        (0.075, 1.15)
+    """
+    if not isinstance(num_bins, int) or isinstance(num_bins, bool) or num_bins < 1:
+        raise ValueError(f"`num_bins` must be a positive int. Received: `num_bins={num_bins!r}`")
+    y, p = _check(y_true, y_pred)
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError("`y_pred` must hold probabilities in [0, 1].")
+    bins = np.minimum(np.floor(p * num_bins).astype(np.int64), num_bins - 1)
+    count = np.bincount(bins, minlength=num_bins).astype(np.float64)
+    sum_p = np.bincount(bins, weights=p, minlength=num_bins)
+    sum_y = np.bincount(bins, weights=y, minlength=num_bins)
+    filled = count > 0
+    mean_p = np.divide(sum_p, count, out=np.zeros(num_bins), where=filled)
+    mean_y = np.divide(sum_y, count, out=np.zeros(num_bins), where=filled)
+    # sum_b (n_b / N) |mean_p_b - mean_y_b| == sum_b |sum_p_b - sum_y_b| / N
+    ece = float(np.sum(np.abs(sum_p - sum_y)) / y.size)
+    positives = float(np.sum(y))
+    return {
+        "ratio": float(np.sum(p) / positives) if positives > 0 else None,
+        "ece": ece,
+        "bins": {
+            "count": [int(c) for c in count],
+            "mean_prediction": [
+                float(v) if f else None for v, f in zip(mean_p, filled, strict=True)
+            ],
+            "observed_rate": [float(v) if f else None for v, f in zip(mean_y, filled, strict=True)],
+        },
+    }
 
 
 def evaluate_predictions(y_true, y_pred, groups=None) -> dict[str, float]:

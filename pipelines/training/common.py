@@ -108,15 +108,16 @@ def finish_run(
     ``write`` also saves ``model.keras``, ``history.json`` and ``metrics.json`` (written beside
     and renamed) in ``run_dir``. ``extra`` adds keys to the metrics."""
     t = config.train
-    valid_metrics = valid(model)
+    valid_metrics, valid_calibration = valid.with_calibration(model)
     test = SplitEvaluator(
         make_dataset(dataset_dir, "test", t.eval_batch_size), valid.group_key, predict_fn
     )
-    test_metrics = test(model)
+    test_metrics, test_calibration = test.with_calibration(model)
     history = schedule.history
     metrics = {
         "valid": valid_metrics,
         "test": test_metrics,
+        "calibration": {"valid": valid_calibration, "test": test_calibration},
         "epochs": len(history),
         "best_epoch": schedule.best_epoch,
         "seconds": sum(h["train_seconds"] + h["eval_seconds"] for h in history),

@@ -8,12 +8,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf4ctr_keras.metrics import evaluate_predictions
+from tf4ctr_keras.metrics import calibration, evaluate_predictions
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT
 
 
 class SplitEvaluator:
-    """Computes AUC, logloss (and gAUC when the dataset has a group key) on a fixed split.
+    """Computes AUC, logloss (and gAUC when the dataset has a group key) on a fixed split, and
+    on request the calibration of its predictions (:meth:`with_calibration`).
 
     The split is read in its deterministic order; labels and group ids are collected once, and
     each call only runs the model forward.
@@ -68,6 +69,13 @@ class SplitEvaluator:
 
     def __call__(self, model: keras.Model) -> dict[str, float]:
         return evaluate_predictions(self.labels, self.predict(model), self.groups)
+
+    def with_calibration(self, model: keras.Model) -> tuple[dict[str, float], dict]:
+        """The split's metrics (as a call) and its calibration (ratio, ECE over 15 bins and the
+        bins, :func:`tf4ctr_keras.metrics.calibration`) from one forward pass."""
+        predictions = self.predict(model)
+        metrics = evaluate_predictions(self.labels, predictions, self.groups)
+        return metrics, calibration(self.labels, predictions)
 
 
 def monitor_value(metrics: dict[str, float], monitor: str) -> float:

@@ -1,8 +1,12 @@
 """Keras layers of TF4CTR."""
 
+from tf4ctr_keras.layers.adaptive_factorization_network import AdaptiveFactorizationNetwork
 from tf4ctr_keras.layers.compressed_interaction_network import CompressedInteractionNetwork
+from tf4ctr_keras.layers.contrastive_regularization import ContrastiveRegularization
 from tf4ctr_keras.layers.cross_network import CrossNetwork
 from tf4ctr_keras.layers.cross_network_v2 import CrossNetworkV2
+from tf4ctr_keras.layers.enhanced_cross_network import EnhancedCrossNetwork
+from tf4ctr_keras.layers.euler_interaction import EulerInteraction
 from tf4ctr_keras.layers.factorization_machine import FactorizationMachine
 from tf4ctr_keras.layers.field_embedding import FieldEmbedding
 from tf4ctr_keras.layers.fusion import (
@@ -28,10 +32,14 @@ from tf4ctr_keras.layers.sample_selection import (
 __all__ = [
     "FUSIONS",
     "SELECTORS",
+    "AdaptiveFactorizationNetwork",
     "CompressedInteractionNetwork",
     "ConcatFusion",
+    "ContrastiveRegularization",
     "CrossNetwork",
     "CrossNetworkV2",
+    "EnhancedCrossNetwork",
+    "EulerInteraction",
     "FactorizationMachine",
     "FieldEmbedding",
     "FusionLayer",

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from tf4ctr_keras.layers.utils import clone_initializer, get_initializer, serialize_initializer
@@ -92,6 +93,12 @@ class FieldEmbedding(keras.layers.Layer):
 
     Ids follow the Keras lookup convention: for categorical fields 0 is out-of-vocabulary; for
     sequence fields 0 is padding (masked out of the pooling) and 1 is out-of-vocabulary.
+
+    Every id is checked against its field's size: in the fused table an id ``>= vocab_size``
+    would silently read the next field's rows (a negative one the previous field's), where the
+    reference's per-field ``nn.Embedding`` raises. A call with such an id fails with
+    ``InvalidArgumentError`` naming the fields, their sizes and the largest id of each. (XLA,
+    ``--jit``, drops the check: it compiles no assertions.)
 
     A numeric field (FuxiCTR's numeric embedding) takes an already normalized float value
     ``x`` and gives ``e_f = x * v_f``; a missing value (NaN) gives ``e_f = m_f``. Its two rows
@@ -203,6 +210,23 @@ class FieldEmbedding(keras.layers.Layer):
     def _field_ids(self, inputs, name: str):
         return ops.cast(self._field(inputs, name), "int32")
 
+    def _check_ids(self, ids, names: list[str]) -> None:
+        """Fails the call if an id of ``ids`` (``(batch, len(names))``, or ``(batch, max_len)``
+        for one sequence field) is outside ``[0, vocab_size)`` of its field."""
+        sizes = np.asarray([self.vocab_sizes[n] for n in names], "int32")
+        in_range = ops.logical_and(ops.greater_equal(ids, 0), ops.less(ids, sizes))
+        tf.debugging.Assert(
+            ops.all(in_range),
+            [
+                f"FieldEmbedding `{self.name}`: an id is outside [0, vocab_size) of its field "
+                f"(it would read another field's rows). Fields and sizes: "
+                f"{dict(zip(names, sizes.tolist(), strict=True))}; largest and smallest id:",
+                ops.max(ids, axis=0),
+                ops.min(ids, axis=0),
+            ],
+            summarize=64,
+        )
+
     def _numeric_ids_and_scales(self, inputs):
         """Row ids (0 missing, 1 present) and scales (1 missing, x present), each
         ``(batch, numeric fields)``. NaN is replaced before anything multiplies it."""
@@ -225,6 +249,8 @@ class FieldEmbedding(keras.layers.Layer):
         if single:
             columns = [ops.reshape(self._field_ids(inputs, n), (-1,)) for n in self._categorical]
             ids = ops.stack(columns, axis=1) if columns else None  # (batch, fc)
+            if ids is not None:
+                self._check_ids(ids, self._categorical)
             if self._numeric:
                 numeric_ids, scales = self._numeric_ids_and_scales(inputs)  # (batch, fn)
                 ids = numeric_ids if ids is None else ops.concatenate([ids, numeric_ids], axis=1)
@@ -240,6 +266,7 @@ class FieldEmbedding(keras.layers.Layer):
             parts.append(vectors)
         for name in self._sequence:
             ids = self._field_ids(inputs, name)  # (batch, max_len)
+            self._check_ids(ids, [name] * ids.shape[-1])
             offset = int(self._offsets[self.field_names.index(name)])
             vectors = ops.take(table, ids + offset, axis=0)  # (batch, max_len, dim)
             mask = ops.cast(ops.not_equal(ids, 0), vectors.dtype)[..., None]

@@ -28,7 +28,9 @@ class LinearLogit(keras.layers.Layer):
     Args:
         vocab_sizes: ordered mapping field -> number of ids.
         use_bias: whether to add a scalar bias. Default True.
-        sequence_fields, embedding_l2, seed: as :class:`FieldEmbedding`.
+        sequence_fields, embedding_l2, seed: as :class:`FieldEmbedding`. FuxiCTR's LR
+            sum-pools every sequence field (``MaskedSumPooling`` on its 1-dim embeddings,
+            whatever the model's pooling): the model builders pass ``"sum"`` for each.
         embeddings_initializer: as :class:`FieldEmbedding` (default: normal, std 1e-4).
         bias_initializer: initializer of the bias. Default ``"zeros"``.
         numeric_fields: as :class:`FieldEmbedding` (each a 2-row field). Default none.

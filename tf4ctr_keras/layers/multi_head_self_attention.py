@@ -9,7 +9,7 @@ from keras import ops
 
 from tf4ctr_keras.layers.cross_network import flatten
 from tf4ctr_keras.layers.utils import get_initializer, kernel_initializer_for, serialize_initializer
-from tf4ctr_keras.registry import check_units, register
+from tf4ctr_keras.registry import check_range, check_units, register
 
 
 @register
@@ -17,8 +17,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     """AutoInt's interacting layers: multi-head self-attention over fields, stacked.
 
     Per layer: ``Q, K, V = X W_q, X W_k, X W_v`` (no bias), split in ``num_heads`` heads,
-    ``A = softmax(Q K^T [/ sqrt(d_h)]) V``, heads concatenated, ``+ X W_res`` when
-    ``use_residual``, then ReLU (FuxiCTR ``MultiHeadSelfAttention``). Hand-written because
+    ``A = dropout(softmax(Q K^T [/ sqrt(d_h)])) V``, heads concatenated, plus the residual when
+    ``use_residual``, then ReLU (FuxiCTR ``MultiHeadSelfAttention``). The residual is ``X``
+    itself when the layer's input is already ``attention_dim`` wide and ``X W_res`` (a learned
+    projection) otherwise, as FuxiCTR's (which builds ``W_res`` only when the widths differ);
+    the dropout acts on the attention weights (FuxiCTR's ``ScaledDotProductAttention``, which
+    AutoInt gives the model's ``net_dropout``). Hand-written because
     ``keras.layers.MultiHeadAttention`` always adds an output projection and no residual
     projection, which is not AutoInt's layer. Softmax runs in float32.
 
@@ -28,6 +32,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         num_layers: interacting layers stacked. Default 3.
         use_residual: add the projected input. Default True.
         use_scale: divide scores by sqrt(head dim). Default False (FuxiCTR default).
+        dropout: dropout rate of the attention weights (training only). Default 0.
         seed: optional int seed.
         kernel_initializer: initializer of every projection. Default None: Xavier-normal
             seeded per projection from ``seed``.
@@ -46,11 +51,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         num_layers: int = 3,
         use_residual: bool = True,
         use_scale: bool = False,
+        dropout: float = 0.0,
         seed: int | None = None,
         kernel_initializer=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         check_units("attention_dim", [attention_dim])
         check_units("num_heads", [num_heads])
         check_units("num_layers", [num_layers])
@@ -64,6 +71,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.num_layers = num_layers
         self.use_residual = bool(use_residual)
         self.use_scale = bool(use_scale)
+        self.dropout = float(dropout)
         self.seed = seed
         self.kernel_initializer = get_initializer(kernel_initializer)
 
@@ -73,10 +81,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "MultiHeadSelfAttention needs a (batch, fields, dim) input. "
                 f"Received shape: {tuple(input_shape)}"
             )
-        names = ("query", "key", "value") + (("residual",) if self.use_residual else ())
         width = input_shape[-1]
         self.projections = []
         for layer in range(self.num_layers):
+            # A learned residual projection only where the widths differ (FuxiCTR's W_res).
+            project = self.use_residual and width != self.attention_dim
+            names = ("query", "key", "value") + (("residual",) if project else ())
             projections = {}
             for j, name in enumerate(names):
                 dense = keras.layers.Dense(
@@ -92,6 +102,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 projections[name] = dense
             self.projections.append(projections)
             width = self.attention_dim
+        self.attention_dropout = (
+            keras.layers.Dropout(self.dropout, seed=self.seed, name="attention_dropout")
+            if self.dropout > 0
+            else None
+        )
 
     def _split(self, x):
         fields = x.shape[1]
@@ -99,7 +114,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (-1, fields, self.num_heads, head_dim))
         return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, fields, head_dim)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         x = inputs
         fields = x.shape[1]
         head_dim = self.attention_dim // self.num_heads
@@ -110,11 +125,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             )
             if self.use_scale:
                 scores = scores / math.sqrt(head_dim)
-            weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+            weights = ops.softmax(scores, axis=-1)
+            if self.attention_dropout is not None:
+                weights = self.attention_dropout(weights, training=training)
+            weights = ops.cast(weights, v.dtype)
             out = ops.matmul(weights, v)  # (batch, heads, fields, head_dim)
             out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, fields, self.attention_dim))
             if self.use_residual:
-                out = out + layer["residual"](x)
+                out = out + (layer["residual"](x) if "residual" in layer else x)
             x = ops.relu(out)
         return flatten(x)
 
@@ -129,6 +147,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             num_layers=self.num_layers,
             use_residual=self.use_residual,
             use_scale=self.use_scale,
+            dropout=self.dropout,
             seed=self.seed,
             kernel_initializer=serialize_initializer(self.kernel_initializer),
         )

@@ -55,11 +55,18 @@ def mlp_tower(context: BuildContext, units: Sequence[int], seed_offset: int, nam
 
 
 def linear_logit(context: BuildContext, use_bias: bool = True) -> LinearLogit:
-    """The wide (LR) logit over the model's fields."""
+    """The wide (LR) logit over the model's fields.
+
+    Sequence fields are sum-pooled here whatever the model's pooling: FuxiCTR's
+    ``LogisticRegression`` embeds with dimension 1, for which its ``FeatureEmbeddingDict`` gives
+    every sequence field a ``MaskedSumPooling`` encoder (the embedding tables keep the model's
+    pooling, ``MaskedAveragePooling`` by default). A sequence's wide term is so the sum of its
+    tokens' weights, as a one-hot LR over the tokens."""
+    sequences = {name: "sum" for name in context.sequence_fields or {}}
     return LinearLogit(
         context.vocab_sizes,
         use_bias=use_bias,
-        sequence_fields=context.sequence_fields,
+        sequence_fields=sequences,
         numeric_fields=context.numeric_fields,
         embedding_l2=context.embedding_l2,
         seed=context.derive_seed(77),
@@ -128,7 +135,8 @@ def build_attention(
     attention_residual,
     attention_scale,
 ) -> SimpleSide:
-    """AutoInt's interacting layers."""
+    """AutoInt's interacting layers; the model's dropout drops attention weights (FuxiCTR
+    passes ``net_dropout`` to every interacting layer)."""
     return SimpleSide(
         MultiHeadSelfAttention(
             attention_dim=attention_dim,
@@ -136,6 +144,7 @@ def build_attention(
             num_layers=attention_layers,
             use_residual=attention_residual,
             use_scale=attention_scale,
+            dropout=context.dropout,
             seed=context.derive_seed(43),
             name="attention",
         )
@@ -149,11 +158,15 @@ ENCODERS.add("linear", build_linear, aliases=["widedeep", "wide"])
 ENCODERS.add("cin", build_cin, defaults={"cin_layer_sizes": (64, 64)}, aliases=["xdeepfm"])
 ENCODERS.add("cross", build_cross, defaults={"cross_layers": 3}, aliases=["dcn"])
 ENCODERS.add("cross_v2", build_cross_v2, defaults={"cross_layers": 3}, aliases=["dcnv2"])
+# AutoInt: FuxiCTR's ``AutoInt_default`` model config (3 interacting layers, 2 heads, no
+# scaling, residual on) with ``attention_dim`` equal to the embedding width as there (40 = d
+# there; 16 = d here), so that the residual is the identity. FuxiCTR's constructor defaults
+# (2 layers, 1 head, dim 8) are a tiny-data template, not what its configs train.
 ENCODERS.add(
     "attention",
     build_attention,
     defaults={
-        "attention_dim": 64,
+        "attention_dim": 16,
         "attention_heads": 2,
         "attention_layers": 3,
         "attention_residual": True,
