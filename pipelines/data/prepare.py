@@ -32,6 +32,8 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,10 @@ def hash_split(
 
 
 class _TokenCounter:
-    """Streaming token counts: per-block ``value_counts`` merged in vectorized compactions."""
+    """Streaming token counts: per-block ``value_counts`` merged in vectorized compactions.
+
+    Partial counters merge (:meth:`merge`), so the Beam path combines the same object
+    (:class:`pipelines.data.beam.combiners.TokenCountsFn`)."""
 
     def __init__(self):
         self._parts: list[pd.Series] = []
@@ -116,10 +121,21 @@ class _TokenCounter:
         counts = tokens.value_counts(sort=False)
         if counts.index.dtype.kind not in "fiu":
             counts = counts.drop("", errors="ignore")
+        self.add_counts(counts)
+
+    def add_counts(self, counts: pd.Series) -> None:
+        """Adds partial counts (token index -> count)."""
+        if len(counts) == 0:
+            return
         self._parts.append(counts)
         self._pending += len(counts)
         if self._pending > max(_COMPACT_ENTRIES, self._merged) and len(self._parts) > 1:
             self._compact()
+
+    def merge(self, other: _TokenCounter) -> None:
+        """Adds ``other``'s counts to these."""
+        for part in other._parts:
+            self.add_counts(part)
 
     def _compact(self) -> None:
         merged = pd.concat(self._parts).groupby(level=0, sort=False).sum()
@@ -129,28 +145,44 @@ class _TokenCounter:
 
     @property
     def distinct(self) -> int:
-        """Distinct tokens counted so far (after :meth:`vocabulary`, exact)."""
+        """Distinct tokens counted so far (after :meth:`vocabulary` or :meth:`counts`, exact)."""
         return self._merged
+
+    def counts(self) -> pd.Series:
+        """The merged counts (token index -> count), unordered."""
+        if not self._parts:
+            return pd.Series([], dtype=np.int64)
+        if len(self._parts) > 1:
+            self._compact()
+        self._merged = len(self._parts[0])
+        return self._parts[0]
 
     def vocabulary(self, min_count: int) -> list[str]:
         """Tokens with count >= ``min_count``, by descending count, then token."""
-        if not self._parts:
-            return []
-        self._compact()
-        counts = self._parts[0]
-        counts = counts[counts >= min_count]
-        tokens = counts.index
-        if tokens.dtype.kind == "f":  # numeric fields: the token is the integer's decimal string
-            tokens = tokens.to_numpy().astype(np.int64).astype(str)
-        table = pd.DataFrame(
-            {"token": np.asarray(tokens, dtype=object), "count": counts.to_numpy()}
-        )
-        table = table.sort_values(["count", "token"], ascending=[False, True], kind="stable")
-        return table["token"].tolist()
+        return vocabulary_of(self.counts(), min_count)
+
+
+def vocabulary_of(counts: pd.Series, min_count: int) -> list[str]:
+    """The vocabulary of merged token counts: the tokens with count >= ``min_count``, by
+    descending count, then token (Unicode code point order); numeric tokens as the integer's
+    decimal string."""
+    counts = counts[counts >= min_count]
+    if len(counts) == 0:
+        return []
+    tokens = counts.index
+    if tokens.dtype.kind == "f":  # numeric fields: the token is the integer's decimal string
+        tokens = tokens.to_numpy().astype(np.int64).astype(str)
+    table = pd.DataFrame({"token": np.asarray(tokens, dtype=object), "count": counts.to_numpy()})
+    table = table.sort_values(["count", "token"], ascending=[False, True], kind="stable")
+    return table["token"].tolist()
 
 
 class _Malformed:
-    """Malformed-row bookkeeping: counts per split, file and reason; rows seen per file."""
+    """Malformed-row bookkeeping: counts per split, file and reason; rows seen per file; the
+    first :data:`MAX_EXAMPLES` rows in input order (file order, then line).
+
+    Partial reports merge (:meth:`merge`), so the Beam path combines the same object and
+    reports the same examples."""
 
     def __init__(self, max_bad_fraction: float, log: bool = True, unit: str = "line"):
         self.unit = unit
@@ -161,21 +193,64 @@ class _Malformed:
         )
         self.rows: dict[str, int] = defaultdict(int)
         self.bad: dict[str, int] = defaultdict(int)
-        self.examples: list[str] = []
+        # (input position, text): the first MAX_EXAMPLES in input order
+        self._examples: list[tuple[tuple[int, ...], str]] = []
 
-    def add(self, file: RawFile, block: Block, bad_splits: np.ndarray | None) -> None:
+    def __getstate__(self):  # nested defaultdicts of lambdas do not pickle (Beam ships these)
+        state = dict(self.__dict__)
+        state["counts"] = {s: {f: dict(r) for f, r in fs.items()} for s, fs in self.counts.items()}
+        state["rows"], state["bad"] = dict(self.rows), dict(self.bad)
+        return state
+
+    def __setstate__(self, state):
+        counts, rows, bad = state.pop("counts"), state.pop("rows"), state.pop("bad")
+        self.__init__(state["max_bad_fraction"], state["log"], state["unit"])
+        self._examples = state["_examples"]
+        for split, files in counts.items():
+            for name, reasons in files.items():
+                self.counts[split][name].update(reasons)
+        self.rows.update(rows)
+        self.bad.update(bad)
+
+    @property
+    def examples(self) -> list[str]:
+        return [text for _, text in self._examples]
+
+    def add(
+        self,
+        file: RawFile,
+        block: Block,
+        bad_splits: np.ndarray | None,
+        position: tuple[int, ...] = (),
+    ) -> None:
+        """Counts ``block``'s rows and malformed rows of ``file``; ``position`` orders the
+        block in the input (file index, block index), so merged partial reports keep the
+        examples that one pass in input order keeps."""
         name = fileio.basename(file.path)
         self.rows[name] += len(block.line) + len(block.bad)
         self.bad[name] += len(block.bad)
         for i, (line, reason, detail) in enumerate(block.bad):
             split = file.split if bad_splits is None else SPLITS[int(bad_splits[i])]
             self.counts[split][name][reason] += 1
-            if len(self.examples) < MAX_EXAMPLES:
-                self.examples.append(f"{name} {self.unit} {line}: {detail}")
+            if len(self._examples) < MAX_EXAMPLES:
+                text = f"{name} {self.unit} {line}: {detail}"
+                self._examples.append(((*position, i), text))
                 if self.log:
                     logger.warning(
                         "Skipping malformed row: %s %s %d: %s", name, self.unit, line, detail
                     )
+
+    def merge(self, other: _Malformed) -> None:
+        """Adds ``other``'s counts and keeps the first examples of both."""
+        for split, files in other.counts.items():
+            for name, reasons in files.items():
+                for reason, n in reasons.items():
+                    self.counts[split][name][reason] += n
+        for name, n in other.rows.items():
+            self.rows[name] += n
+        for name, n in other.bad.items():
+            self.bad[name] += n
+        self._examples = sorted(self._examples + other._examples)[:MAX_EXAMPLES]
 
     def fraction(self, name: str) -> float:
         return self.bad[name] / max(self.rows[name], 1)
@@ -198,7 +273,7 @@ class _Malformed:
 
     def report(self) -> dict[str, Any]:
         counts = {s: {f: dict(r) for f, r in files.items()} for s, files in self.counts.items()}
-        return {"malformed": counts, "malformed_examples": list(self.examples)}
+        return {"malformed": counts, "malformed_examples": self.examples}
 
 
 _PROGRESS_EVERY = 1_000_000
@@ -231,15 +306,23 @@ class _Moments:
         values = values[np.isfinite(values)]
         if not len(values):
             return
-        n, mean = len(values), float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
-        total = self.n + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.n * n / total
+        batch = _Moments()
+        batch.n, batch.mean = len(values), float(values.mean())
+        batch.m2 = float(((values - batch.mean) ** 2).sum())
+        batch.min, batch.max = float(values.min()), float(values.max())
+        self.merge(batch)
+
+    def merge(self, other: _Moments) -> None:
+        """Adds ``other``'s values (Chan et al.'s parallel update; the Beam path's combine)."""
+        if not other.n:
+            return
+        total = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / total
+        self.m2 += other.m2 + delta * delta * self.n * other.n / total
         self.n = total
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
 
     def normalization(self, method: str) -> dict[str, Any]:
         """The manifest's normalization entry: ``x -> (x - shift) / scale``."""
@@ -333,10 +416,13 @@ class _ShardWriters:
 
 
 def _fingerprint(
-    spec: SchemaSpec, files: list[RawFile], options: dict[str, Any]
+    spec: SchemaSpec,
+    files: list[RawFile],
+    options: dict[str, Any],
+    identity: Callable[[str], dict] = fileio.file_fingerprint,
 ) -> tuple[str, list[dict]]:
-    identities = [dict(fileio.file_fingerprint(f.path), split=f.split) for f in files]
-    identities += [dict(fileio.file_fingerprint(p), split="side") for p in spec.side_files()]
+    identities = [dict(identity(f.path), split=f.split) for f in files]
+    identities += [dict(identity(p), split="side") for p in spec.side_files()]
     payload = {
         "pipeline_version": PIPELINE_VERSION,
         "dataset": spec.name,
@@ -368,6 +454,71 @@ def _reusable(final: Path, fingerprint: str, verify: bool = False) -> bool:
     return not problems
 
 
+@dataclass(frozen=True)
+class PrepareJob:
+    """One preparation, as both runners (in process and Beam) carry it out: the spec, the raw
+    files, the options that decide the output, its fingerprint and the raw files' identities."""
+
+    spec: SchemaSpec
+    files: list[RawFile]
+    options: dict[str, Any]
+    fingerprint: str
+    identities: list[dict]
+    max_bad_fraction: float
+
+    @property
+    def train_files(self) -> list[tuple[int, RawFile]]:
+        """``(file index, file)`` of the files that feed the train split (pass 1 reads these)."""
+        return [(i, f) for i, f in enumerate(self.files) if f.split in ("train", None)]
+
+
+def plan_job(
+    dataset,
+    raw: str,
+    *,
+    min_count: int | None = None,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    shards: int = DEFAULT_SHARDS,
+    seed: int | None = None,
+    block_bytes: int = fileio.BLOCK_BYTES,
+    resolve: Callable[[SchemaSpec, str], list[RawFile]] | None = None,
+    identity: Callable[[str], dict] = fileio.file_fingerprint,
+) -> PrepareJob:
+    """Validates the options, resolves ``raw`` to files and fingerprints the job (see
+    :func:`prepare` for the arguments; ``resolve`` and ``identity`` find and identify raw
+    files on another file system layer, as the Beam path does).
+
+    Raises:
+        ValueError: an option out of range.
+        DataError: a bad schema or raw input.
+    """
+    spec = get_spec(dataset)
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"`shards` must be in [1, {MAX_SHARDS}]. Received: `shards={shards}`")
+    if not 0 <= max_bad_fraction <= 1:
+        raise ValueError(
+            f"`max_bad_fraction` must be in [0, 1]. Received: `max_bad_fraction={max_bad_fraction}`"
+        )
+    min_count = spec.default_min_count if min_count is None else int(min_count)
+    if min_count < 1:
+        raise ValueError(f"`min_count` must be >= 1. Received: `min_count={min_count}`")
+    seed = spec.default_seed if seed is None else int(seed)
+    raw = str(raw)
+    files = resolve(spec, raw) if resolve is not None else spec.resolve(raw)
+    options = {
+        "min_count": min_count,
+        "shards": shards,
+        "seed": seed,
+        "block_bytes": block_bytes,
+        "split": "hash " + ":".join(map(str, spec.split_ratios))
+        if any(f.split is None for f in files)
+        else "official",
+        **spec.options,
+    }
+    fingerprint, identities = _fingerprint(spec, files, options, identity)
+    return PrepareJob(spec, files, options, fingerprint, identities, max_bad_fraction)
+
+
 def prepare(
     dataset,
     raw: str,
@@ -385,7 +536,8 @@ def prepare(
 
     Reuses an existing output whose manifest fingerprint matches (same raw files, schema and
     options; ``max_bad_fraction`` and ``force`` decide whether a run succeeds, not what it
-    writes, so they are not part of the fingerprint).
+    writes, so they are not part of the fingerprint). The same job on Apache Beam:
+    :func:`pipelines.data.beam.prepare_beam` (same output and fingerprint).
 
     Args:
         dataset: a bundled dataset name (``criteo``, ``frappe``, ``movielenslatest``, ``ml-1m``,
@@ -413,80 +565,96 @@ def prepare(
             splits, a declared column missing from a file, or too many malformed rows;
             nothing partial is left behind.
     """
-    spec = get_spec(dataset)
-    if not 1 <= shards <= MAX_SHARDS:
-        raise ValueError(f"`shards` must be in [1, {MAX_SHARDS}]. Received: `shards={shards}`")
-    if not 0 <= max_bad_fraction <= 1:
-        raise ValueError(
-            f"`max_bad_fraction` must be in [0, 1]. Received: `max_bad_fraction={max_bad_fraction}`"
-        )
-    min_count = spec.default_min_count if min_count is None else int(min_count)
-    if min_count < 1:
-        raise ValueError(f"`min_count` must be >= 1. Received: `min_count={min_count}`")
-    seed = spec.default_seed if seed is None else int(seed)
     if "://" in str(out_dir):
         # Atomic directory renames need a local file system; copy the prepared dir afterwards.
         raise ValueError(f"`out_dir` must be a local directory. Received: `out_dir={out_dir}`")
-    raw = str(raw)
-    files = spec.resolve(raw)
-    options = {
-        "min_count": min_count,
-        "shards": shards,
-        "seed": seed,
-        "block_bytes": block_bytes,
-        "split": "hash " + ":".join(map(str, spec.split_ratios))
-        if any(f.split is None for f in files)
-        else "official",
-        **spec.options,
-    }
-    fingerprint, identities = _fingerprint(spec, files, options)
+    job = plan_job(
+        dataset,
+        raw,
+        min_count=min_count,
+        max_bad_fraction=max_bad_fraction,
+        shards=shards,
+        seed=seed,
+        block_bytes=block_bytes,
+    )
+    spec = job.spec
     final = Path(out_dir).resolve() / spec.name
-    if not force and _reusable(final, fingerprint, verify):
-        logger.info("Reusing %s (fingerprint %s matches)", final, fingerprint[:12])
+    if not force and _reusable(final, job.fingerprint, verify):
+        logger.info("Reusing %s (fingerprint %s matches)", final, job.fingerprint[:12])
         return final
     with fileio.atomic_directory(final, replace=True) as tmp:
         (tmp / "vocab").mkdir()
-        manifest = _build(spec, files, tmp, options, fingerprint, identities, max_bad_fraction)
+        manifest = _build(job, tmp)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     logger.info("Prepared %s in %s", spec.name, final)
     return final
 
 
-def _count_train(spec, files, options, max_bad_fraction, start):
+def count_block(
+    spec: SchemaSpec,
+    file: RawFile,
+    block: Block,
+    seed: int,
+    counters: dict[str, _TokenCounter],
+    moments: dict[str, _Moments],
+) -> int:
+    """Pass 1 on one block: adds its train rows' tokens to ``counters`` (vocabulary fields)
+    and values to ``moments`` (dense fields); returns the train rows counted."""
+    frame = block.frame
+    if file.split is None:
+        frame = frame.loc[_splits_of(spec, file, block.line, seed) == 0]
+    for f in spec.fields:
+        values = frame[f.name].reset_index(drop=True)
+        if f.name in counters:
+            tokens = spec.tokens(f.name, values) if f.kind == "sequence" else values
+            counters[f.name].add(tokens)
+        elif f.name in moments:
+            moments[f.name].add(values.to_numpy(dtype=np.float64))
+    return len(frame)
+
+
+def bad_splits(spec: SchemaSpec, file: RawFile, block: Block, seed: int) -> np.ndarray | None:
+    """The split of each of ``block``'s malformed rows (``None``: the file's own split)."""
+    return _splits_of(spec, file, np.array([b[0] for b in block.bad], dtype=np.int64), seed)
+
+
+def counted_fields(spec: SchemaSpec) -> tuple[list[str], list[str]]:
+    """Pass 1's fields: ``(vocabulary fields (token counts), dense fields (moments))``."""
+    vocab = [f.name for f in spec.fields if not f.dense and not f.hash_buckets]
+    return vocab, [f.name for f in spec.fields if f.dense]
+
+
+def _count_train(job: PrepareJob, start: float):
     """Pass 1: token counts (vocabulary fields) and moments (dense fields) over train rows."""
-    seed, block_bytes = options["seed"], options["block_bytes"]
-    counters = {f.name: _TokenCounter() for f in spec.fields if not f.dense and not f.hash_buckets}
-    moments = {f.name: _Moments() for f in spec.fields if f.dense}
-    check1 = _Malformed(max_bad_fraction, log=False, unit=spec.unit)  # pass 2 logs the same rows
+    spec, seed, block_bytes = job.spec, job.options["seed"], job.options["block_bytes"]
+    vocab_fields, dense_fields = counted_fields(spec)
+    counters = {name: _TokenCounter() for name in vocab_fields}
+    moments = {name: _Moments() for name in dense_fields}
+    # pass 2 logs the same rows
+    check1 = _Malformed(job.max_bad_fraction, log=False, unit=spec.unit)
     rows = 0
-    for file in [f for f in files if f.split in ("train", None)]:
+    for _, file in job.train_files:
         name = fileio.basename(file.path)
         for block in spec.blocks(file, block_bytes):
-            check1.add(
-                file,
-                block,
-                _splits_of(spec, file, np.array([b[0] for b in block.bad], dtype=np.int64), seed),
-            )
+            check1.add(file, block, bad_splits(spec, file, block, seed))
             check1.check([name], early=True)
-            frame = block.frame
-            if file.split is None:
-                frame = frame.loc[_splits_of(spec, file, block.line, seed) == 0]
-            for f in spec.fields:
-                values = frame[f.name].reset_index(drop=True)
-                if f.name in counters:
-                    tokens = spec.tokens(f.name, values) if f.kind == "sequence" else values
-                    counters[f.name].add(tokens)
-                elif f.name in moments:
-                    moments[f.name].add(values.to_numpy(dtype=np.float64))
-            rows += len(frame)
+            rows += count_block(spec, file, block, seed, counters, moments)
             _progress("Pass 1 (count)", name, check1.rows[name], start)
         check1.check([name])
     logger.info("Pass 1 (count): %d train rows in %.1f s", rows, time.perf_counter() - start)
     return counters, moments
 
 
-def _field_entry(spec, f, tmp, counters, moments, options) -> tuple[dict, pd.Index | None]:
-    """A field's manifest entry (writing its vocabulary file) and its lookup index."""
+def field_entry(
+    spec: SchemaSpec,
+    f,
+    options: dict[str, Any],
+    vocab: list[str] | None = None,
+    distinct: int = 0,
+    moments: _Moments | None = None,
+) -> dict[str, Any]:
+    """A field's manifest entry, from its pass-1 results: the ``vocab`` and ``distinct`` train
+    tokens of a vocabulary field, the ``moments`` of a dense one."""
     reserved = 2 if f.kind == "sequence" else 1
     entry: dict[str, Any] = {"name": f.name, "kind": f.encoded_kind, "column": f.source}
     if f.dense:
@@ -494,9 +662,8 @@ def _field_entry(spec, f, tmp, counters, moments, options) -> tuple[dict, pd.Ind
             vocab_size=2,
             num_tokens=0,
             vocab_file=None,
-            normalization=moments[f.name].normalization(f.normalize),
+            normalization=(moments or _Moments()).normalization(f.normalize),
         )
-        index = None
     elif f.hash_buckets:
         entry.update(
             vocab_size=f.hash_buckets + reserved,
@@ -504,30 +671,85 @@ def _field_entry(spec, f, tmp, counters, moments, options) -> tuple[dict, pd.Ind
             vocab_file=None,
             hash_buckets=f.hash_buckets,
         )
-        index = None
     else:
-        min_count = spec.schema.min_count_of(f, options["min_count"])
-        vocab = counters[f.name].vocabulary(min_count)
-        path = tmp / "vocab" / f"{f.name}.txt"
-        path.write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
+        vocab = vocab or []
         entry.update(
             vocab_size=len(vocab) + reserved,
             num_tokens=len(vocab),
             reference_vocab_size=len(vocab) + 2,
             vocab_file=f"vocab/{f.name}.txt",
-            train_distinct=counters[f.name].distinct,
-            min_count=min_count,
+            train_distinct=int(distinct),
+            min_count=spec.schema.min_count_of(f, options["min_count"]),
         )
-        index = _index(f, vocab)
     if f.kind == "sequence":
         entry["max_len"] = f.max_len
         entry["separator"] = f.separator
     if f.transform:
         entry["transform"] = f.transform
-    return entry, index
+    return entry
 
 
-def _index(f, vocab: list[str]) -> pd.Index:
+def vocab_text(vocab: list[str]) -> str:
+    """A vocabulary file's text: one raw token per line, UTF-8."""
+    return "".join(f"{t}\n" for t in vocab)
+
+
+def _field_entry(spec, f, tmp, counters, moments, options) -> tuple[dict, pd.Index | None]:
+    """A field's manifest entry (writing its vocabulary file) and its lookup index."""
+    if f.name not in counters:
+        return field_entry(spec, f, options, moments=moments.get(f.name)), None
+    vocab = counters[f.name].vocabulary(spec.schema.min_count_of(f, options["min_count"]))
+    (tmp / "vocab" / f"{f.name}.txt").write_text(vocab_text(vocab), encoding="utf-8")
+    entry = field_entry(spec, f, options, vocab, counters[f.name].distinct)
+    return entry, lookup_index(f, vocab)
+
+
+def make_encoder(spec: SchemaSpec, entries: dict[str, dict[str, Any]]) -> ExampleEncoder:
+    """Pass 2's ``tf.train.Example`` encoder: every field, then the label."""
+    return ExampleEncoder(
+        [(f.name, f.max_len if f.kind == "sequence" else 1) for f in spec.fields] + [("label", 1)],
+        {f.name: entries[f.name]["vocab_size"] for f in spec.fields if not f.dense} | {"label": 1},
+        float_features={f.name for f in spec.fields if f.dense},
+    )
+
+
+def encode_splits(
+    spec: SchemaSpec,
+    file: RawFile,
+    position: tuple[int, int],
+    block: Block,
+    indexes: dict[str, pd.Index | None],
+    entries: dict[str, dict[str, Any]],
+    encoder: ExampleEncoder,
+    seed: int,
+) -> Iterator[tuple[str, list[bytes], np.ndarray]]:
+    """Pass 2 on one block: ``(split, serialized records, labels)`` per split with rows.
+
+    ``position`` is ``(file index, block index)``: train rows are permuted within the block by
+    a generator seeded with ``[seed, file index, block index]``, so that adjacent records are
+    not adjacent raw lines, and both runners write the same records in the same block order.
+    """
+    assign = _splits_of(spec, file, block.line, seed)
+    for split_id, split in enumerate(SPLITS):
+        if assign is None:
+            if file.split != split:
+                continue
+            rows_idx = np.arange(len(block.line))
+        else:
+            rows_idx = np.flatnonzero(assign == split_id)
+        if len(rows_idx) == 0:
+            continue
+        if split == "train":
+            rng = np.random.default_rng([seed, *position])
+            rows_idx = rng.permutation(rows_idx)
+        frame = block.frame.iloc[rows_idx].reset_index(drop=True)
+        labels = block.label[rows_idx].astype(np.int64)
+        columns = _encode_block(spec, frame, indexes, entries)
+        columns["label"] = labels
+        yield split, encoder.encode(columns), labels
+
+
+def lookup_index(f, vocab: list[str]) -> pd.Index:
     """The lookup index of a vocabulary field (position = vocabulary line)."""
     if f.encoded_kind == "numeric-bucketed":  # values are float64 in blocks (NaN = missing)
         return pd.Index(np.array([float(t) for t in vocab], dtype=np.float64))
@@ -554,7 +776,9 @@ def encode_file(
     spec = get_spec(manifest.schema)
     entries = {e["name"]: e for e in manifest.raw["fields"]}
     indexes = {
-        f.name: _index(f, manifest.vocabulary(f.name)) if entries[f.name]["vocab_file"] else None
+        f.name: lookup_index(f, manifest.vocabulary(f.name))
+        if entries[f.name]["vocab_file"]
+        else None
         for f in spec.fields
     }
     inputs, labels, bad = [], [], []
@@ -566,22 +790,14 @@ def encode_file(
     return columns, np.concatenate(labels), bad
 
 
-def _build(
-    spec: SchemaSpec,
-    files: list[RawFile],
-    tmp: Path,
-    options: dict[str, Any],
-    fingerprint: str,
-    identities: list[dict],
-    max_bad_fraction: float,
-) -> dict[str, Any]:
-    seed, block_bytes = options["seed"], options["block_bytes"]
+def _build(job: PrepareJob, tmp: Path) -> dict[str, Any]:
+    spec, seed, block_bytes = job.spec, job.options["seed"], job.options["block_bytes"]
     _last_progress.clear()
     start = time.perf_counter()
-    counters, moments = _count_train(spec, files, options, max_bad_fraction, start)
+    counters, moments = _count_train(job, start)
     field_entries, indexes, entries = [], {}, {}
     for f in spec.fields:
-        entry, index = _field_entry(spec, f, tmp, counters, moments, options)
+        entry, index = _field_entry(spec, f, tmp, counters, moments, job.options)
         field_entries.append(entry)
         entries[f.name] = entry
         indexes[f.name] = index
@@ -589,40 +805,21 @@ def _build(
 
     # Pass 2: encode and write.
     start2 = time.perf_counter()
-    encoder = ExampleEncoder(
-        [(f.name, f.max_len if f.kind == "sequence" else 1) for f in spec.fields] + [("label", 1)],
-        {f.name: entries[f.name]["vocab_size"] for f in spec.fields if not f.dense} | {"label": 1},
-        float_features={f.name for f in spec.fields if f.dense},
-    )
-    writers = {s: _ShardWriters(tmp, s, options["shards"]) for s in SPLITS}
-    malformed = _Malformed(max_bad_fraction, unit=spec.unit)
+    encoder = make_encoder(spec, entries)
+    writers = {s: _ShardWriters(tmp, s, job.options["shards"]) for s in SPLITS}
+    malformed = _Malformed(job.max_bad_fraction, unit=spec.unit)
     written = 0
     try:
-        for file_index, file in enumerate(files):
+        for file_index, file in enumerate(job.files):
             name = fileio.basename(file.path)
             for block_index, block in enumerate(spec.blocks(file, block_bytes)):
-                bad_lines = np.array([b[0] for b in block.bad], dtype=np.int64)
-                malformed.add(file, block, _splits_of(spec, file, bad_lines, seed))
+                malformed.add(file, block, bad_splits(spec, file, block, seed))
                 malformed.check([name], early=True)
-                assign = _splits_of(spec, file, block.line, seed)
-                for split_id, split in enumerate(SPLITS):
-                    if assign is None:
-                        if file.split != split:
-                            continue
-                        rows_idx = np.arange(len(block.line))
-                    else:
-                        rows_idx = np.flatnonzero(assign == split_id)
-                    if len(rows_idx) == 0:
-                        continue
-                    if split == "train":
-                        rng = np.random.default_rng([seed, file_index, block_index])
-                        rows_idx = rng.permutation(rows_idx)
-                    frame = block.frame.iloc[rows_idx].reset_index(drop=True)
-                    labels = block.label[rows_idx].astype(np.int64)
-                    columns = _encode_block(spec, frame, indexes, entries)
-                    columns["label"] = labels
-                    writers[split].write(encoder.encode(columns), labels)
-                    written += len(rows_idx)
+                for split, records, labels in encode_splits(
+                    spec, file, (file_index, block_index), block, indexes, entries, encoder, seed
+                ):
+                    writers[split].write(records, labels)
+                    written += len(records)
                 _progress("Pass 2 (encode)", name, malformed.rows[name], start2)
             malformed.check([name])
             logger.info(
@@ -648,10 +845,22 @@ def _build(
             for n, r in zip(w.names, w.rows.tolist(), strict=True)
         ]
         splits[split] = {"rows": int(w.rows.sum()), "positives": int(w.positives), "shards": shards}
+    return build_manifest(job, field_entries, splits, malformed)
+
+
+def build_manifest(
+    job: PrepareJob,
+    field_entries: list[dict[str, Any]],
+    splits: dict[str, dict[str, Any]],
+    malformed: _Malformed,
+) -> dict[str, Any]:
+    """The manifest of a prepared dataset (see :mod:`pipelines.data.manifest`) from the two
+    passes' results: field entries, splits (rows, positives, shards) and malformed rows."""
+    spec = job.spec
     report = malformed.report()
     for split in SPLITS:
         report["malformed"].setdefault(split, {})
-    for file in files:
+    for file in job.files:
         split_names = [file.split] if file.split else list(SPLITS)
         for split in split_names:
             report["malformed"][split].setdefault(fileio.basename(file.path), {})
@@ -664,11 +873,11 @@ def _build(
         "splits": splits,
         "malformed": report["malformed"],
         "malformed_examples": report["malformed_examples"],
-        "fingerprint": fingerprint,
-        "options": {k: v for k, v in options.items() if k != "schema"},
+        "fingerprint": job.fingerprint,
+        "options": {k: v for k, v in job.options.items() if k != "schema"},
         "schema": spec.schema.to_dict(),
-        "max_bad_fraction": max_bad_fraction,
-        "raw_files": identities,
+        "max_bad_fraction": job.max_bad_fraction,
+        "raw_files": job.identities,
         "reference_vocab_total": sum(e.get("reference_vocab_size", 0) for e in field_entries),
         "id_convention": ID_CONVENTION,
         "vocab_order": "descending train count, then token (Unicode code point order)",

@@ -1,6 +1,15 @@
 """``python -m pipelines.prepare`` / ``tf4ctr-prepare``: raw files -> prepared dataset.
 
 The parser imports nothing heavy, so ``--help`` answers without loading TensorFlow.
+
+``--runner beam`` (or a Beam runner's name) runs the two passes as an Apache Beam pipeline;
+the arguments the parser does not know are Beam's pipeline options::
+
+    python -m pipelines.prepare --dataset criteo --raw day_0.gz --out data \
+        --runner beam --direct_num_workers=2
+    python -m pipelines.prepare --dataset criteo --raw "gs://b/criteo/day_*.gz" \
+        --out gs://b/data --runner DataflowRunner --project P --region R \
+        --temp_location gs://b/tmp --extra_package dist/tf4ctr_keras-0.1.0-py3-none-any.whl
 """
 
 from __future__ import annotations
@@ -42,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=None, help="seed of hashed splits (default: the schema's)"
     )
+    p.add_argument(
+        "--runner",
+        default="in-process",
+        help="in-process (default), beam (Apache Beam's local DirectRunner) or a Beam runner "
+        "(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...); with a Beam runner, "
+        "the options this parser does not know are Beam pipeline options "
+        "(e.g. --direct_num_workers=2; README: Preprocessing at scale)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if the fingerprint matches")
     p.add_argument(
         "--verify",
@@ -52,12 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and args.runner == "in-process":
+        parser.error(
+            f"unrecognized arguments: {' '.join(beam_args)} (Beam pipeline options need "
+            "--runner beam or a Beam runner)"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from pipelines.data.beam import prepare
     from pipelines.data.errors import DataError
-    from pipelines.data.prepare import prepare
 
     options = {"max_bad_fraction": args.max_bad_fraction, "shards": args.shards}
     try:
@@ -69,10 +92,15 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             force=args.force,
             verify=args.verify,
+            runner=args.runner,
+            pipeline_args=beam_args,
             **{k: v for k, v in options.items() if v is not None},
         )
     except (DataError, ValueError, OSError) as err:  # OSError: e.g. a read-only --out
         log.error("%s", err)
+        return 2
+    except ImportError as err:  # a Beam runner without Beam installed
+        log.error("%s: --runner %s needs Apache Beam: pip install .[beam]", err, args.runner)
         return 2
     log.info("Dataset ready: %s (manifest %s/manifest.json)", path, path)
     print(path, file=sys.stdout)

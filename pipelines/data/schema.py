@@ -211,7 +211,6 @@ def _compact(obj, cls) -> dict[str, Any]:
     }
 
 
-
 def _plain(value):
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}

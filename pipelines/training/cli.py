@@ -62,6 +62,8 @@ FLAG_KEYS = {
     "schema": "data.schema",
     "data_dir": "data.data_dir",
     "rows": "data.generated_rows",
+    "runner": "data.runner",
+    "beam_options": "data.beam_options",
 }
 
 
@@ -102,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="delete an existing run directory")
     p.add_argument("--data-dir", help="where raw data is prepared (default data/)")
     p.add_argument("--rows", type=int, help="rows of generated Criteo data (no --data)")
+    p.add_argument(
+        "--runner",
+        help="prepare raw --data in process (default) or as an Apache Beam pipeline: `beam` "
+        "(local worker processes) or a Beam runner (DataflowRunner, FlinkRunner, ...)",
+    )
+    p.add_argument(
+        "--beam-options",
+        metavar="'--opt=value ...'",
+        help="Beam pipeline options for --runner, one string after '=' (e.g. "
+        "--beam-options='--direct_num_workers=2 --direct_running_mode=multi_processing')",
+    )
     g = p.add_argument_group("hyperparameters")
     g.add_argument("--loss", help="auto (default) or a registered loss")
     g.add_argument("--alpha", type=float)

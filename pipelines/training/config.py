@@ -124,11 +124,16 @@ class DataConfig:
     generated_rows: int = 200000
     min_count: int | None = None
     max_bad_fraction: float = 0.01
+    # How raw data is prepared: None = in process; "beam" or a Beam runner's name = as an
+    # Apache Beam pipeline with ``beam_options`` ("--direct_num_workers=2 ..."); the output
+    # is the same dataset either way.
+    runner: str | None = None
+    beam_options: str | None = None
 
 
 # Keys added after runs were archived: left out of the config (and so of its fingerprint and
 # the experiments' cache keys) while unset, so existing run directories keep their names.
-OMIT_AT_DEFAULT = (("data", "schema"),)
+OMIT_AT_DEFAULT = (("data", "schema"), ("data", "runner"), ("data", "beam_options"))
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "data": DataConfig}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shlex
 from pathlib import Path
 
 from pipelines.data.errors import DataError
@@ -26,12 +27,18 @@ def resolve_dataset(config: RunConfig) -> Path:
       while the raw input, schema and options are unchanged).
     * no ``data.path`` and dataset ``criteo``: ``data.generated_rows`` rows of generated
       Criteo-format data (seeded by ``train.seed``) are written and prepared.
+
+    Raw data is prepared in process, or as an Apache Beam pipeline with ``data.runner``
+    (``beam`` or a Beam runner) and ``data.beam_options``.
     """
+    from pipelines.data.beam import prepare
     from pipelines.data.datasets import get_spec
-    from pipelines.data.prepare import prepare
 
     data = config.data
     spec = get_spec(data.schema or config.dataset)
+    runner = {"runner": data.runner} if data.runner else {}
+    if data.beam_options:
+        runner["pipeline_args"] = shlex.split(data.beam_options)
     root = Path(data.data_dir)
     if data.path is None:
         if config.dataset != "criteo" or data.schema is not None:
@@ -57,6 +64,7 @@ def resolve_dataset(config: RunConfig) -> Path:
             root / name,
             min_count=data.min_count,
             max_bad_fraction=data.max_bad_fraction,
+            **runner,
         )
     path = Path(data.path)
     if (path / MANIFEST_NAME).is_file():
@@ -80,4 +88,5 @@ def resolve_dataset(config: RunConfig) -> Path:
         target,
         min_count=data.min_count,
         max_bad_fraction=data.max_bad_fraction,
+        **runner,
     )

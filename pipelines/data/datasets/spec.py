@@ -224,7 +224,10 @@ class SchemaSpec:
             block.carry[f.name] = column.to_numpy() if isinstance(column, pd.Series) else column
         # object columns stay object (pandas 3 would infer its string dtype: slower here)
         block.frame = pd.DataFrame(
-            {f.name: pd.Series(c, dtype=c.dtype) for f, c in zip(s.fields, block.carry.values(), strict=True)}
+            {
+                f.name: pd.Series(c, dtype=c.dtype)
+                for f, c in zip(s.fields, block.carry.values(), strict=True)
+            }
         )
         block.carry = {}
         return block
