@@ -108,7 +108,7 @@ def test_line_spans_cut_the_in_process_blocks(tmp_path, text, block_bytes):
     path.write_bytes(text)
     want = list(fileio.iter_line_blocks(str(path), block_bytes))
     with open(path, "rb") as f:
-        spans = list(beam_files.line_spans(f, str(path), block_bytes))
+        spans = list(fileio.line_spans(f, str(path), block_bytes))
     got = [
         (first, [ln.removesuffix(b"\r") for ln in data.split(b"\n")]) for first, _, data in spans
     ]
@@ -121,7 +121,7 @@ def test_empty_and_truncated_files_fail_naming_the_file(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     with open(empty, "rb") as f, pytest.raises(DataError, match="empty.txt: file is empty"):
-        list(beam_files.line_spans(f, str(empty), 64))
+        list(fileio.line_spans(f, str(empty), 64))
     raw = tmp_path / "cut.txt.gz"
     generate_criteo(str(raw), 2000, seed=1)
     raw.write_bytes(raw.read_bytes()[:5000])
@@ -129,7 +129,7 @@ def test_empty_and_truncated_files_fail_naming_the_file(tmp_path):
         beam_files._open(str(raw), compressed=True) as f,
         pytest.raises(DataError, match=r"cut.txt.gz: truncated gzip file"),
     ):
-        list(beam_files.line_spans(f, str(raw), 1 << 20))
+        list(fileio.line_spans(f, str(raw), 1 << 20))
 
 
 def test_units_of_a_plain_file_are_its_blocks_and_a_gzip_file_is_one(tmp_path):

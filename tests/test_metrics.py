@@ -111,3 +111,30 @@ def test_calibration_rejects_non_probabilities_and_counts_no_positive():
 def test_bad_input_is_explained(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_split_evaluator_groups_gauc_by_the_raw_group_not_the_encoded_id():
+    """Users b and c are below the min count: both encode to id 0. By raw user their AUCs are
+    0 and 1: gAUC = (2*1 + 2*0 + 2*1) / 6 = 2/3; by id they merge into one group of AUC 3/4:
+    (2*1 + 4*0.75) / 6 = 5/6, the reference's number is the first."""
+    import tensorflow as tf
+
+    from pipelines.data.manifest import GROUP_FEATURE
+    from pipelines.training.evaluation import SplitEvaluator
+
+    ids = np.array([3, 3, 0, 0, 0, 0])
+    raw = np.array([11, 11, 22, 22, 33, 33])  # a, a, b, b, c, c
+    labels = np.array([1, 0, 1, 0, 1, 0], dtype=np.float32)
+    scores = np.array([0.9, 0.2, 0.3, 0.6, 0.8, 0.1])
+    seen = []
+
+    def predict(model, features):
+        seen.extend(sorted(next(iter(features))))
+        return scores
+
+    with_group = tf.data.Dataset.from_tensors(({"user": ids, GROUP_FEATURE: raw}, labels))
+    evaluator = SplitEvaluator(with_group, "user", predict)
+    assert evaluator(None)["gauc"] == pytest.approx(2 / 3)
+    assert seen == ["user"]  # the group is not a model input
+    older = tf.data.Dataset.from_tensors(({"user": ids}, labels))  # data prepared before it
+    assert SplitEvaluator(older, "user", predict)(None)["gauc"] == pytest.approx(5 / 6)

@@ -151,3 +151,26 @@ def test_frappe_bars_csv_gives_the_same_ids_as_libfm(frappe, tmp_path):
         a, b = read_split(from_csv, split), read_split(from_libfm, split)
         for key in (*FIELDS, "label"):
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_gauc_groups_are_frappes_raw_users_not_encoded_ids(frappe):
+    """The reference groups gAUC by the raw user (``group_id: copy_from(user), remap:
+    False``): every user below the min count or unseen in train keeps its own group, where
+    the encoded id puts them all in group 0 (valid: 884 users, 870 ids; test: 811, 802)."""
+    from pipelines.data import make_dataset
+    from pipelines.data.manifest import GROUP_FEATURE
+
+    data_dir, rows = frappe
+    for split, users, ids in (("valid", 884, 870), ("test", 811, 802)):
+        batch, _ = next(iter(make_dataset(data_dir, split, 100_000, with_group=True)))
+        groups, encoded = batch[GROUP_FEATURE].numpy(), batch["user"].numpy()
+        raw_users = [tokens[0] for _, tokens in rows[split]]  # the libFM user index
+        assert len(np.unique(groups)) == users == len(set(raw_users))
+        assert len(np.unique(encoded)) == ids
+        assert len(set(zip(groups.tolist(), encoded.tolist(), strict=True))) == users
+        # one group per raw user, in the raw order
+        first = {}
+        for user, group in zip(raw_users, groups.tolist(), strict=True):
+            assert first.setdefault(user, group) == group
+    train, _ = next(iter(make_dataset(data_dir, "train", 10, with_group=False)))
+    assert GROUP_FEATURE not in train  # not a model input

@@ -79,15 +79,56 @@ def _open_binary(path: str):
     return raw
 
 
-def _read(f, path: str, size: int) -> bytes:
-    """``f.read(size)`` with a broken gzip stream named by its file."""
+def read_full(f, path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of ``f``, fewer only at the end (a remote stream may return short
+    reads; block boundaries must not depend on them). A broken gzip stream is named by its
+    file."""
+    parts, left = [], size
     try:
-        return f.read(size)
+        while left > 0:
+            data = f.read(left)
+            if not data:
+                break
+            parts.append(data)
+            left -= len(data)
     except (EOFError, OSError, zlib.error) as error:
         if not path.endswith(".gz"):
             raise
         what = "truncated gzip file" if isinstance(error, EOFError) else "not a valid gzip file"
         raise DataError(f"{path}: {what} ({error})") from None
+    return b"".join(parts)
+
+
+def line_spans(f, path: str, block_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+    """``(first line number, byte offset, block bytes)`` of an open binary text stream, cut
+    after the last line end within each ``block_bytes`` read (the block bytes exclude that
+    line end; a last line without one is a block of its own). The one cutting rule of both
+    :func:`iter_line_blocks` and the Beam runner's work units.
+
+    Raises:
+        DataError: the file holds no bytes, or its gzip stream is broken.
+    """
+    line_no, offset, carry, seen = 1, 0, b"", False
+    while True:
+        data = read_full(f, path, block_bytes)
+        if not data:
+            break
+        seen = True
+        data = carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield line_no, offset, data[:cut]
+        line_no += data.count(b"\n", 0, cut) + 1
+        offset += cut + 1
+    if carry.endswith(b"\r"):
+        carry = carry[:-1]
+    if carry:
+        yield line_no, offset, carry
+    if not seen:
+        raise DataError(f"{path}: file is empty")
 
 
 def iter_line_blocks(
@@ -103,32 +144,12 @@ def iter_line_blocks(
     """
     if not exists(path):
         raise DataError(f"{path}: file not found")
-    line_no = 1
-    carry = b""
-    seen_any = False
     with _open_binary(path) as f:
-        while True:
-            data = _read(f, path, block_bytes)
-            if not data:
-                break
-            seen_any = True
-            data = carry + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            carry = data[cut + 1 :]
-            lines = data[:cut].split(b"\n")
+        for line_no, _, data in line_spans(f, path, block_bytes):
+            lines = data.split(b"\n")
             if b"\r" in data:
                 lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
             yield line_no, lines
-            line_no += len(lines)
-    if carry.endswith(b"\r"):
-        carry = carry[:-1]
-    if carry:
-        yield line_no, [carry]
-    if not seen_any:
-        raise DataError(f"{path}: file is empty")
 
 
 def file_fingerprint(path: str) -> dict:

@@ -110,6 +110,12 @@ class SplitInfo:
     shards: tuple[ShardInfo, ...]
 
 
+# The int64 feature that holds each record's gAUC group: a hash of the group field's raw value
+# (pipelines.data.prepare.group_ids), so that users below the min count or unseen in train keep
+# their own groups, as the reference's `group_id: copy_from(user), remap: False` does.
+GROUP_FEATURE = "__group__"
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Frozen view of ``manifest.json``; ``raw`` keeps the full parsed JSON."""
@@ -124,6 +130,12 @@ class Manifest:
     options: dict[str, Any]
     created: str
     raw: dict[str, Any]
+
+    @property
+    def group_feature(self) -> str | None:
+        """The records' raw-value group feature (:data:`GROUP_FEATURE`), or None for data
+        prepared before it existed (gAUC then groups by the encoded ids of ``group_key``)."""
+        return self.raw.get("group_feature")
 
     @property
     def field_names(self) -> list[str]:

@@ -17,13 +17,15 @@ DEFAULT_SHUFFLE_BUFFER = 262_144
 
 
 def feature_spec(
-    manifest: Manifest | str | os.PathLike, *, with_label: bool = True
+    manifest: Manifest | str | os.PathLike, *, with_label: bool = True, with_group: bool = False
 ) -> dict[str, tf.io.FixedLenFeature]:
     """The ``tf.io.parse_example`` spec of a prepared dataset's records.
 
     Args:
         manifest: a :class:`Manifest` or a prepared dataset directory.
         with_label: include the int64 ``label`` feature.
+        with_group: include the int64 gAUC group feature (``manifest.group_feature``), where
+            the data has one.
 
     Returns:
         ``{field: FixedLenFeature([], int64)}`` for scalar fields, ``FixedLenFeature([max_len],
@@ -39,6 +41,8 @@ def feature_spec(
     }
     if with_label:
         spec[manifest.label_key] = tf.io.FixedLenFeature([], tf.int64)
+    if with_group and manifest.group_feature:
+        spec[manifest.group_feature] = tf.io.FixedLenFeature([], tf.int64)
     return spec
 
 
@@ -71,6 +75,7 @@ def make_dataset(
     num_shards: int = 1,
     shard_index: int = 0,
     skip_rows: int = 0,
+    with_group: bool = False,
 ) -> tf.data.Dataset:
     """Batches of ``(features, label)`` from a prepared split: ``epochs`` passes over it.
 
@@ -103,6 +108,8 @@ def make_dataset(
             files.
         skip_rows: records skipped at the start of the first pass (before batching), to
             continue a stream at a known position. Default 0.
+        with_group: also return each row's gAUC group (``features[manifest.group_feature]``,
+            a hash of the raw group value), for evaluation; not a model input.
 
     Returns:
         ``tf.data.Dataset`` of ``(features, label)``: ``features`` maps each field to an int64
@@ -126,7 +133,7 @@ def make_dataset(
     files = files[shard_index::num_shards]
     shuffle = (split == "train") if shuffle is None else bool(shuffle)
     rows = -(-manifest.splits[split].rows * len(files) // all_files)  # about, for the buffer
-    spec = feature_spec(manifest)
+    spec = feature_spec(manifest, with_group=with_group)
     label_key = manifest.label_key
     epochs = None if repeat else epochs
 

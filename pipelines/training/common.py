@@ -110,7 +110,9 @@ def finish_run(
     t = config.train
     valid_metrics, valid_calibration = valid.with_calibration(model)
     test = SplitEvaluator(
-        make_dataset(dataset_dir, "test", t.eval_batch_size), valid.group_key, predict_fn
+        make_dataset(dataset_dir, "test", t.eval_batch_size, with_group=True),
+        valid.group_key,
+        predict_fn,
     )
     test_metrics, test_calibration = test.with_calibration(model)
     history = schedule.history

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.data.manifest import GROUP_FEATURE
 from tf4ctr_keras.metrics import calibration, evaluate_predictions
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT
 
@@ -21,7 +22,9 @@ class SplitEvaluator:
 
     Args:
         dataset: a ``tf.data.Dataset`` of ``(features, label)`` in deterministic order.
-        group_key: feature whose ids define gAUC groups (the user field), or None.
+        group_key: the field that defines gAUC groups (the user), or None. Groups are the
+            raw values (the dataset's ``GROUP_FEATURE``, from ``make_dataset(...,
+            with_group=True)``) as the reference's; data without it groups by the field's ids.
         predict_fn: ``(model, features_dataset) -> probabilities``; default ``model.predict``
             (multi-worker training passes a local forward pass: ``predict`` would shard the
             split across the workers).
@@ -41,16 +44,16 @@ class SplitEvaluator:
         for features, label in dataset:
             batches += 1
             labels.append(label.numpy())
-            if group_key is not None:
-                groups.append(features[group_key].numpy().reshape(-1))
+            if group_key is not None:  # the raw-value group where the data has it
+                groups.append(features.get(GROUP_FEATURE, features[group_key]).numpy().ravel())
         if not labels:
             raise ValueError("The evaluation split is empty.")
         self.labels = np.concatenate(labels).reshape(-1)
         self.groups = np.concatenate(groups) if group_key is not None else None
         # A known length lets Keras' predict size its progress and not warn at the end.
-        self._features = dataset.map(lambda features, label: features).apply(
-            tf.data.experimental.assert_cardinality(batches)
-        )
+        self._features = dataset.map(
+            lambda features, label: {k: v for k, v in features.items() if k != GROUP_FEATURE}
+        ).apply(tf.data.experimental.assert_cardinality(batches))
 
     def predict(self, model: keras.Model, callbacks=None) -> np.ndarray:
         """The split's CTR predictions; ``callbacks`` go to ``model.predict``."""

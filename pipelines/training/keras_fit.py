@@ -76,7 +76,9 @@ def train_fit(config: RunConfig, dataset_dir: str | Path, run_dir: str | Path, v
             model = build_from_config(config, manifest)
             compile_model(model, config)
         group_key = monitor_group_key(config, manifest)
-        valid = SplitEvaluator(make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key)
+        valid = SplitEvaluator(
+            make_dataset(dataset_dir, "valid", t.eval_batch_size, with_group=True), group_key
+        )
         schedule = make_schedule(config, valid, run_dir)
         with strategy.scope():
             model.build()

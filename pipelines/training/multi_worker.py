@@ -339,7 +339,9 @@ def train_multi_worker(config: RunConfig, dataset_dir, run_dir, verbose: int = 1
 
         local_predict = _local_predict_fn(model)
         valid = SplitEvaluator(
-            make_dataset(dataset_dir, "valid", t.eval_batch_size), group_key, local_predict
+            make_dataset(dataset_dir, "valid", t.eval_batch_size, with_group=True),
+            group_key,
+            local_predict,
         )
 
         @tf.function

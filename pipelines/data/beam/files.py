@@ -169,56 +169,6 @@ def _open(path: str, compressed: bool):
     return gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
 
 
-def _read_full(f, path: str, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end (a remote stream may return short reads;
-    block boundaries must not depend on them). A broken gzip stream is named by its file."""
-    parts, left = [], size
-    try:
-        while left > 0:
-            data = f.read(left)
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-    except (EOFError, OSError, zlib.error) as error:
-        if not path.endswith(".gz"):
-            raise
-        what = "truncated gzip file" if isinstance(error, EOFError) else "not a valid gzip file"
-        raise DataError(f"{path}: {what} ({error})") from None
-    return b"".join(parts)
-
-
-def line_spans(f, path: str, block_bytes: int) -> Iterator[tuple[int, int, bytes]]:
-    """``(first line, byte offset, block bytes)`` of a text stream's blocks, cut exactly as
-    :func:`pipelines.data.fileio.iter_line_blocks` cuts them (the block bytes exclude the
-    final line terminator; a last line without one is a block of its own).
-
-    Raises:
-        DataError: the file holds no bytes, or its gzip stream is broken.
-    """
-    line_no, offset, carry, seen = 1, 0, b"", False
-    while True:
-        data = _read_full(f, path, block_bytes)
-        if not data:
-            break
-        seen = True
-        data = carry + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        carry = data[cut + 1 :]
-        yield line_no, offset, data[:cut]
-        line_no += data.count(b"\n", 0, cut) + 1
-        offset += cut + 1
-    if carry.endswith(b"\r"):
-        carry = carry[:-1]
-    if carry:
-        yield line_no, offset, carry
-    if not seen:
-        raise DataError(f"{path}: file is empty")
-
-
 def has_header(spec: SchemaSpec, path: str) -> bool:
     """Whether line 1 of a text file is a header (as the readers decide: CSV/TSV schemas with
     ``header``; libFM's BARS CSV conversion, a name holding ``.csv``)."""
@@ -235,7 +185,9 @@ def units(spec: SchemaSpec, file_index: int, file: RawFile, block_bytes: int) ->
     header = has_header(spec, file.path)
     head = b""
     with _open(file.path, compressed=False) as f:
-        for block_index, (first, offset, data) in enumerate(line_spans(f, file.path, block_bytes)):
+        for block_index, (first, offset, data) in enumerate(
+            fileio.line_spans(f, file.path, block_bytes)
+        ):
             if block_index == 0 and header:
                 head = data.split(b"\n", 1)[0]
             yield Unit(
@@ -276,7 +228,7 @@ class BlockReader:
         elif unit.start is None:
             with _open(file.path, compressed=file.path.endswith(".gz")) as f:
                 head = b""
-                spans = line_spans(f, file.path, self.block_bytes)
+                spans = fileio.line_spans(f, file.path, self.block_bytes)
                 for i, (first, _, data) in enumerate(spans):
                     if i == 0 and has_header(self.spec, file.path):
                         head = data.split(b"\n", 1)[0]
@@ -284,7 +236,7 @@ class BlockReader:
         else:
             with _open(file.path, compressed=False) as f:
                 f.seek(unit.start)
-                data = _read_full(f, file.path, unit.stop - unit.start)
+                data = fileio.read_full(f, file.path, unit.stop - unit.start)
             yield unit.block_index, self._lines(file, data, unit.first_line, unit.head)
 
     def _lines(self, file: RawFile, data: bytes, first_line: int, head: bytes) -> Block:
