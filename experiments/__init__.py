@@ -10,6 +10,8 @@ Modules, each importing only those above it:
   and their plots.
 - :mod:`experiments.report`: the Markdown report, computed from the cache.
 - :mod:`experiments.reproduce`: the command line and the plan of runs.
+- :mod:`experiments.hyperparams`: the paper's hyperparameter study (Figs. 2, 4, 6-9), its own
+  command line and report ``experiments/results/<dataset>-hyperparams.md``.
 - :mod:`experiments.parity` and :mod:`experiments.tuning`: the Frappe parity runs and the
   hyperparameter search, each one section of ``experiments/results/frappe.md``.
 """

@@ -202,7 +202,8 @@ def _fit_epochs(study: Study, s, epochs: int, splits, make_callback):
         for split in splits
     }
     valid_metrics = SplitEvaluator(
-        make_dataset(dataset_dir, "valid", t.eval_batch_size), manifest.group_key
+        make_dataset(dataset_dir, "valid", t.eval_batch_size, with_group=True),
+        manifest.group_key,
     )
     schedule = ReferenceSchedule(
         valid_metrics,
@@ -666,13 +667,16 @@ def plot_sweep(points: list[dict], png: Path, title: str, xlabel: str, paper: di
             ax.set_xticks(range(len(points)), names)
             ax.set_xlim(-0.5, len(points) - 0.5)
         else:
-            ax.set_xticks([pt["x"] for pt in points])
-            ax.margins(x=0.08)
+            grid = [pt["x"] for pt in points]
+            pad = 0.06 * (max(grid) - min(grid) or 1.0)
+            ax.set_xticks(grid, [f"{x:g}" for x in grid])
+            ax.set_xlim(min(grid) - pad, max(grid) + pad)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"test {metric.upper()} (%)")
+        ax.set_ylabel(f"test {'AUC' if metric == 'auc' else 'gAUC'} (%)")
         if not done:
             ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center")
-        ax.legend(fontsize=8, loc="upper right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, png)

@@ -192,7 +192,7 @@ class Report:
         return PAPER_COLUMN.get(self.dataset, self.dataset)
 
     def table2(self) -> str:
-        specs = table2_specs()
+        specs = table2_specs(self.dataset)
         col = self.paper_col()
         base_loss = T2_LOSSES[0]
         lcfg = self.reference().loss
@@ -651,7 +651,7 @@ def discussion(report: Report, t4: dict[str, list[dict]], stored: dict) -> str:
                 f"{NAMES[ranked[0][0]]}){pspan}. Single-seed gaps between neighbouring "
                 f"baselines below {NOISE} points rank nothing."
             )
-    specs2 = table2_specs()
+    specs2 = table2_specs(ds)
     base_loss, tf_loss = T2_LOSSES[0], T2_LOSSES[-1]
     parts, tf_deltas, tf_tests, seeds_t2 = [], [], [], []
     for model in T2_MODELS:

@@ -34,6 +34,7 @@ from experiments.tables import (
     NAMES,
     PROPOSED,
     Spec,
+    table2_extra_specs,
     table2_specs,
     table3_specs,
     table4_specs,
@@ -65,7 +66,9 @@ def plan(study: Study, table: str, n_seeds: int, n_table4: int) -> list[tuple[st
     """``(label, spec, seed)`` of the training runs a table needs (cached ones included)."""
     out = []
     if table == "2":
-        cells = {f"{m}+{loss}": s for (m, loss), s in table2_specs().items()}
+        cells = {f"{m}+{loss}": s for (m, loss), s in table2_specs(study.dataset).items()}
+        extra = table2_extra_specs(study.dataset)
+        cells.update({f"{m}+{loss} ({setting})": s for (m, loss, setting), s in extra.items()})
     elif table == "3":
         cells = {f"{PROPOSED} {sel}+{fus}": s for (sel, fus), s in table3_specs().items()}
     elif table == "4":
@@ -92,21 +95,146 @@ def plan_table4_extra(
     return [(m, table4_specs()[m], seed) for seed in seeds(n_table4)[n_seeds:] for m in extra]
 
 
+# -- cost ---------------------------------------------------------------------------------------
+def measured_pace(index: dict[str, list[dict]]) -> dict[str, tuple[float, float, int]]:
+    """``model -> (mean train seconds per epoch, mean epochs, runs)`` over the finished runs of
+    a study's cache (the archive restored into it) that recorded both (``metrics.json``:
+    ``train_seconds_per_epoch``, ``epochs`` trained to the early stop)."""
+    by_model: dict[str, list[tuple[float, float]]] = {}
+    for cell in index.values():
+        for m in cell:
+            if m.get("train_seconds_per_epoch") and m.get("epochs") and m.get("model"):
+                pair = (float(m["train_seconds_per_epoch"]), float(m["epochs"]))
+                by_model.setdefault(m["model"], []).append(pair)
+    return {
+        model: (
+            sum(s for s, _ in xs) / len(xs),
+            sum(e for _, e in xs) / len(xs),
+            len(xs),
+        )
+        for model, xs in sorted(by_model.items())
+    }
+
+
+def estimate_seconds(todo: list[tuple[str, int | None]], pace: dict) -> float | None:
+    """Seconds of training that ``todo`` needs: per ``(model, epochs)`` the model's measured
+    seconds per epoch (the mean over every model's runs where the model has none) times
+    ``epochs``, or its mean epochs to the early stop where ``epochs`` is None; None without
+    any measured run."""
+    if not pace:
+        return None
+    runs = sum(n for _, _, n in pace.values())
+    overall = (
+        sum(s * n for s, _, n in pace.values()) / runs,
+        sum(e * n for _, e, n in pace.values()) / runs,
+    )
+    total = 0.0
+    for model, epochs in todo:
+        seconds, mean_epochs = pace.get(model, overall)[:2]
+        total += seconds * (mean_epochs if epochs is None else epochs)
+    return total
+
+
+def _duration(seconds: float) -> str:
+    """``3.2 h``, or ``12 min`` under an hour."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def cost_text(todo: list[tuple[str, int | None]], pace: dict) -> str:
+    """What a runner states before it starts: the training runs (``epochs`` None) and
+    in-process experiments (fixed epochs) still to do, and their estimated hours at the pace
+    measured on this study's finished runs."""
+    runs = [m for m, e in todo if e is None]
+    fixed = [(m, e) for m, e in todo if e is not None]
+    if not todo:
+        return "nothing to train (every run is cached)"
+    parts = []
+    if runs:
+        models = ", ".join(f"{m} {runs.count(m)}" for m in sorted(set(runs)))
+        parts.append(f"{len(runs)} training run(s) ({models})")
+    if fixed:
+        parts.append(f"{sum(e for _, e in fixed)} epoch(s) of in-process experiments")
+    seconds = estimate_seconds(todo, pace)
+    if seconds is None:
+        return (
+            f"{' and '.join(parts)}; no finished run in the cache or its archive recorded "
+            "its epoch time, so no estimate"
+        )
+    used = sorted({m for m, _ in todo})
+    measured = "; ".join(
+        f"{m} {pace[m][0]:.1f} s/epoch x {pace[m][1]:.1f} epochs ({pace[m][2]} "
+        f"run{'s' if pace[m][2] != 1 else ''})"
+        for m in used
+        if m in pace
+    )
+    missing = [m for m in used if m not in pace]
+    if missing:
+        measured += ("; " if measured else "") + f"{', '.join(missing)}: all models' mean"
+    return (
+        f"{' and '.join(parts)}, about {_duration(seconds)} of training at the pace "
+        f"of the finished runs ({measured}; training time per epoch only: evaluation, start-up "
+        "and a slower or busier machine add to it)"
+    )
+
+
+def pending(study: Study, items, seen: set) -> list[tuple[str, None]]:
+    """``(model, None)`` for each run of ``items`` not cached and not already counted in
+    ``seen`` (run directories, updated)."""
+    out = []
+    for _, s, seed in items:
+        run_dir = study.run_dir(s, seed)
+        if run_dir not in seen and not study.cached(s, seed):
+            out.append((s.model, None))
+        seen.add(run_dir)
+    return out
+
+
 # -- main ---------------------------------------------------------------------------------------
 def default_data(dataset: str) -> str | None:
     path = REPO.parent / "shared" / "data" / dataset
     return str(path) if path.exists() else None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_study_arguments(
+    p: argparse.ArgumentParser, results: str, seeds: int = 1, unit: str = "cell"
+) -> None:
+    """The options of a study's runner: its dataset and data, seeds per ``unit`` (default
+    ``seeds``), the run cache and its archive, what to do (``--dry-run``, ``--report-only``)
+    and overrides of every run; ``results`` is the default report path as the help shows it."""
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--dataset", help="a bundled dataset")
     which.add_argument(
         "--schema", help="a dataset schema YAML (the study's dataset is its name; pass --data)"
     )
     p.add_argument("--data", help="raw or prepared data (default ../shared/data/<dataset>)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds 2023.. per cell (default 1)")
+    p.add_argument(
+        "--seeds", type=int, default=seeds, help=f"seeds 2023.. per {unit} (default {seeds})"
+    )
+    p.add_argument("--runs", help="cache root (default runs/reproduce/<dataset>)")
+    p.add_argument("--results", help=f"report path (default {results})")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report, train nothing")
+    p.add_argument(
+        "--archive",
+        help="archive of finished runs (config, metrics, history) restored at start and "
+        "updated after every run (default experiments/results/runs/<dataset>, committed, when "
+        "--runs is not given)",
+    )
+    p.add_argument("--no-archive", action="store_true", help="neither restore nor archive")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs, which are cached, and the cost"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override applied to every run (changes every cache key), e.g. train.max_epochs=5",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_study_arguments(p, "experiments/results/<dataset>.md")
     p.add_argument(
         "--table4-seeds",
         type=int,
@@ -119,31 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="baselines within this AUC of the best also get --table4-seeds (default 0.0005)",
     )
     p.add_argument("--tables", nargs="+", default=list(ALL_TABLES), choices=ALL_TABLES)
-    p.add_argument("--runs", help="cache root (default runs/reproduce/<dataset>)")
-    p.add_argument("--results", help="report path (default experiments/results/<dataset>.md)")
-    p.add_argument("--report-only", action="store_true", help="rebuild the report, train nothing")
-    p.add_argument(
-        "--archive",
-        help="archive of finished runs (config, metrics, history) restored at start and "
-        "updated after every run (default experiments/results/runs/<dataset>, committed, when "
-        "--runs is not given)",
-    )
-    p.add_argument("--no-archive", action="store_true", help="neither restore nor archive")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and which are cached")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override applied to every run (changes every cache key), e.g. train.max_epochs=5",
-    )
     p.add_argument("--fig10-epochs", type=int, default=10)
     p.add_argument("--fig5-batch-size", type=int, default=1000)
     p.add_argument("--timing-epochs", type=int, default=4, help="timed epochs per model (Table VI)")
     return p
 
 
-def make_study(args: argparse.Namespace) -> Study:
+def make_study(args: argparse.Namespace, require_data: bool = True) -> Study:
+    """The study of ``args``; without data (no ``--data``, nothing at the default place) it
+    stops, unless ``require_data`` is False: then the study names the default place (its cells
+    are planned and reported, and none is cached)."""
     if args.schema:  # every run of the study gets data.schema; the dataset is the schema's name
         from pipelines.data.schema import load_schema
 
@@ -151,6 +264,8 @@ def make_study(args: argparse.Namespace) -> Study:
         args.dataset = load_schema(schema).name
         args.set = [*args.set, f"data.schema={schema}"]
     data = args.data or default_data(args.dataset)
+    if data is None and not require_data:
+        data = str(REPO.parent / "shared" / "data" / args.dataset)
     if data is None:
         raise SystemExit(f"No data for {args.dataset}: pass --data (raw or prepared directory).")
     runs = Path(args.runs) if args.runs else REPO / "runs" / "reproduce" / args.dataset
@@ -174,27 +289,51 @@ def archive_dir(study: Study, args: argparse.Namespace) -> Path | None:
     return None if args.runs else ARCHIVE / study.dataset
 
 
-def rebuild_report(study: Study, args: argparse.Namespace) -> None:
+def start_study(args: argparse.Namespace, require_data: bool = True) -> Study:
+    """The study of ``args`` (:func:`make_study`), with the runs its archive holds restored
+    into its cache: runs finished in an earlier checkout count as cached."""
+    study = make_study(args, require_data)
+    archive = archive_dir(study, args)
+    if archive is not None:
+        restored = restore_runs(archive, study.runs)
+        if restored:
+            log.info("restored %d archived result(s) from %s", len(restored), archive)
+    return study
+
+
+def rebuild_report(study: Study, args: argparse.Namespace, write=None) -> None:
+    """Archives the finished runs and rewrites the report: ``write(study, args)``, by default
+    this runner's (:func:`experiments.report.write_report` at :func:`results_path`)."""
     archive = archive_dir(study, args)
     if archive is not None:
         archive_runs(study.runs, archive)
     try:
-        write_report(study, results_path(args), args)
+        if write is None:
+            write_report(study, results_path(args), args)
+        else:
+            write(study, args)
     except Exception:  # a report bug must not stop the compute
         log.exception("report failed")
 
 
 def execute(
-    study: Study, table: str, items, args: argparse.Namespace, seen: set, failures: list
+    study: Study,
+    tag: str,
+    items,
+    args: argparse.Namespace,
+    seen: set,
+    failures: list,
+    rebuild=rebuild_report,
 ) -> None:
-    """Trains the runs of ``items`` that are not cached, one at a time (or lists them); a run
-    that fails is recorded in ``failures`` and the others go on."""
+    """Trains the runs of ``items`` that are not cached, one at a time (or lists them, under
+    ``[tag]``), and calls ``rebuild(study, args)`` after each; a run that fails is recorded in
+    ``failures`` and the others go on."""
     for label, s, seed in items:
         run_dir = study.run_dir(s, seed)
         state = "cached" if study.cached(s, seed) else "to run"
         if run_dir in seen:
             state += " (shared)"
-        log.info("[table %s] %s seed %d: %s %s", table, label, seed, run_dir.name, state)
+        log.info("[%s] %s seed %d: %s %s", tag, label, seed, run_dir.name, state)
         if args.dry_run or run_dir in seen or study.cached(s, seed):
             seen.add(run_dir)
             continue
@@ -207,53 +346,79 @@ def execute(
             failures.append(run_dir.name)
             continue
         log.info("  finished in %.0fs", time.time() - start)
-        rebuild_report(study, args)
+        rebuild(study, args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
-    study = make_study(args)
-    archive = archive_dir(study, args)
-    if archive is not None:  # runs finished in an earlier checkout count as cached
-        restored = restore_runs(archive, study.runs)
-        if restored:
-            log.info("restored %d archived result(s) from %s", len(restored), archive)
-    if args.report_only:
-        rebuild_report(study, args)
-        return 0
-    study.runs.mkdir(parents=True, exist_ok=True)
-    seen, failures = set(), []
+def planned_work(study: Study, args: argparse.Namespace) -> list[tuple[str, int | None]]:
+    """What the tables of ``args`` still need, for :func:`cost_text`: a ``(model, None)`` per
+    training run not cached and ``(model, epochs)`` per in-process experiment not cached.
+    Table IV's extra seeds go to the best baseline as the cache has it now."""
+    todo, seen = [], set()
     for table in args.tables:
         if table in figures.EXPERIMENTS:
-            path = figures.cache_path(study, table, args)
-            state = "cached" if path.exists() else "to run"
-            log.info("[%s] %s: %s", table, path.name, state)
-            if not args.dry_run and not path.exists():
-                start = time.time()
-                try:
-                    figures.run(study, table, args)
-                except Exception:  # the other experiments go on
-                    log.exception("[%s] FAILED", table)
-                    failures.append(table)
-                    continue
-                log.info("[%s] done in %.0fs", table, time.time() - start)
-                rebuild_report(study, args)
+            if study.read_json(figures.cache_path(study, table, args)) is None:
+                todo += figures.planned_epochs(table, args)
             continue
-        execute(
-            study, table, plan(study, table, args.seeds, args.table4_seeds), args, seen, failures
-        )
+        todo += pending(study, plan(study, table, args.seeds, args.table4_seeds), seen)
         if table == "4":
             extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
-            execute(study, table, extra, args, seen, failures)
+            todo += pending(study, extra, seen)
+    return todo
+
+
+def run_experiment(
+    study: Study, key: str, args: argparse.Namespace, failures: list, rebuild=rebuild_report
+) -> None:
+    """Runs the in-process experiment ``key`` unless cached (or only lists it with
+    ``--dry-run``), then ``rebuild(study, args)``; a failure is recorded in ``failures``."""
+    path = figures.cache_path(study, key, args)
+    done = study.read_json(path) is not None  # a superseded result is not done
+    log.info("[%s] %s: %s", key, path.name, "cached" if done else "to run")
+    if args.dry_run or done:
+        return
+    start = time.time()
+    try:
+        figures.run(study, key, args)
+    except Exception:  # the other experiments go on
+        log.exception("[%s] FAILED", key)
+        failures.append(key)
+        return
+    log.info("[%s] done in %.0fs", key, time.time() - start)
+    rebuild(study, args)
+
+
+def finish(study: Study, args: argparse.Namespace, failures: list, rebuild=rebuild_report) -> int:
+    """The last report (unless ``--dry-run``) and the exit status: 1 if a run failed."""
     if not args.dry_run:
-        rebuild_report(study, args)
+        rebuild(study, args)
     if failures:
         log.error(
             "%d run(s) failed: %s; run again to resume them", len(failures), ", ".join(failures)
         )
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
+    study = start_study(args)
+    if args.report_only:
+        rebuild_report(study, args)
+        return 0
+    study.runs.mkdir(parents=True, exist_ok=True)
+    log.info("cost: %s", cost_text(planned_work(study, args), measured_pace(study.index())))
+    seen, failures = set(), []
+    for table in args.tables:
+        if table in figures.EXPERIMENTS:
+            run_experiment(study, table, args, failures)
+            continue
+        items = plan(study, table, args.seeds, args.table4_seeds)
+        execute(study, f"table {table}", items, args, seen, failures)
+        if table == "4":
+            extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
+            execute(study, f"table {table}", extra, args, seen, failures)
+    return finish(study, args, failures)
 
 
 def cli() -> None:

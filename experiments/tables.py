@@ -11,13 +11,24 @@ cache (:mod:`experiments.runs`) turns it and a seed into a run directory.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
-PAPER_FILES = ("table2", "table3", "table4", "table5", "table6", "figures", "authors", "names")
+PAPER_FILES = (
+    "table2",
+    "table3",
+    "table4",
+    "table5",
+    "table6",
+    "figures",
+    "authors",
+    "names",
+    "hyperparams",
+)
 FIRST_SEED = 2023
 
 
@@ -26,7 +37,9 @@ def load_paper(name: str) -> dict:
     return yaml.safe_load((PAPER_DIR / f"{name}.yaml").read_text())
 
 
-TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, FIGURES, AUTHORS, _NAMES = map(load_paper, PAPER_FILES)
+TABLE2, TABLE3, TABLE4, TABLE5, TABLE6, FIGURES, AUTHORS, _NAMES, HYPERPARAMS = map(
+    load_paper, PAPER_FILES
+)
 
 
 # -- the registries -------------------------------------------------------------------------------
@@ -57,9 +70,12 @@ def registered(names, registry) -> tuple[str, ...]:
 
 MODELS, SELECTORS, FUSIONS, ENCODERS, LOSSES = _registries()
 
-# Table II: base models x losses (the first loss, log loss, is the base).
+# Table II: base models x losses (the first loss, log loss, is the base); the cells trained on
+# the reference's model instead of the row's, and further settings of a cell.
 T2_MODELS = registered(TABLE2["models"], MODELS)
 T2_LOSSES = registered(TABLE2["losses"], LOSSES)
+T2_REFERENCE_CELLS = dict(TABLE2.get("reference_cells") or {})
+T2_SETTINGS = dict(TABLE2.get("settings") or {})
 # Table III: TF4CTR's sample selectors x fusions.
 T3_SELECTORS = registered(TABLE3["selectors"], SELECTORS)
 T3_FUSIONS = registered(TABLE3["fusions"], FUSIONS)
@@ -123,7 +139,9 @@ class Spec:
         args += ["--loss", self.loss]
         for key, value in self.overrides:
             if key != "loss.name":
-                args += ["--set", f"{key}={value}"]
+                # a tuple (a list in the data files) as the YAML list `--set` parses
+                text = json.dumps(list(value)) if isinstance(value, tuple) else value
+                args += ["--set", f"{key}={text}"]
         for item in extra:
             args += ["--set", item]
         return args
@@ -135,9 +153,15 @@ def _default_loss(model: str) -> str:
 
 
 def spec(model: str, **overrides) -> Spec:
-    """``spec("tf4ctr", model__fusion="sum")``: a model and dotted overrides (``__`` = ``.``)."""
+    """``spec("tf4ctr", model__fusion="sum")``: a model and dotted overrides (``__`` = ``.``);
+    list values become tuples (a Spec is hashable)."""
     items = {"loss.name": _default_loss(model)}
-    items.update({k.replace("__", "."): v for k, v in overrides.items()})
+    items.update(
+        {
+            k.replace("__", "."): tuple(v) if isinstance(v, list | tuple) else v
+            for k, v in overrides.items()
+        }
+    )
     return Spec(model, tuple(sorted(items.items())))
 
 
@@ -146,8 +170,49 @@ def dotted_spec(model: str, overrides: dict | None = None) -> Spec:
     return spec(model, **{k.replace(".", "__"): v for k, v in (overrides or {}).items()})
 
 
-def table2_specs() -> dict[tuple[str, str], Spec]:
-    return {(m, loss): spec(m, loss__name=loss) for m in T2_MODELS for loss in T2_LOSSES}
+def _reference_cell(cell: dict, loss: str, dataset: str | None, extra: dict | None = None):
+    """A Table II cell trained on the model behind the paper's number (``reference_cells``)."""
+    overrides = {**cell.get("overrides", {}), "loss.name": loss}
+    units = cell.get("simple_units", {}).get(dataset)
+    if units is not None:
+        overrides["model.simple_units"] = units
+    return dotted_spec(cell["model"], {**overrides, **(extra or {})})
+
+
+def table2_specs(dataset: str | None = None) -> dict[tuple[str, str], Spec]:
+    """``(model, loss) -> Spec``: the registered model with the loss, or, for a cell of
+    ``reference_cells`` (DualMLP + TF loss), the reference's model with its logged tower on
+    ``dataset`` (the config's tower when None or without a log)."""
+    out = {}
+    for m in T2_MODELS:
+        for loss in T2_LOSSES:
+            cell = T2_REFERENCE_CELLS.get(f"{m}+{loss}")
+            out[(m, loss)] = (
+                _reference_cell(cell, loss, dataset) if cell else spec(m, loss__name=loss)
+            )
+    return out
+
+
+def table2_extra_specs(dataset: str | None = None) -> dict[tuple[str, str, str], Spec]:
+    """``(model, loss, setting) -> Spec``: the further rows of ``settings`` in
+    ``paper/table2.yaml``: ``logged`` (the reference cell with the logged run's own
+    hyperparameters on ``dataset``; only where a log exists) and ``registered`` (the row's
+    registered model with the loss, Table II's cell before issue 17)."""
+    out = {}
+    for name, settings in T2_SETTINGS.items():
+        m, loss = name.split("+")
+        if m not in T2_MODELS or loss not in T2_LOSSES:
+            continue
+        logged = settings.get("logged", {}).get(dataset)
+        if logged is not None and name in T2_REFERENCE_CELLS:
+            out[(m, loss, "logged")] = _reference_cell(
+                T2_REFERENCE_CELLS[name], loss, dataset, logged
+            )
+        if "registered" in settings:
+            out[(m, loss, "registered")] = dotted_spec(
+                m, {"loss.name": loss, **(settings["registered"] or {})}
+            )
+    return out
 
 
 def table3_specs() -> dict[tuple[str, str], Spec]:
@@ -183,3 +248,26 @@ FIG10_MODELS = {m: spec(m) for m in registered(FIGURES["figure10"]["models"], MO
 THRESHOLDS = tuple(FIGURES["figure10"]["thresholds"])
 FIG5_SPEC = dotted_spec(FIGURES["figure5"]["model"], FIGURES["figure5"]["overrides"])
 TIMING_MODELS = {name: _variant(name) for name in TABLE6["timed"]}
+
+# -- the hyperparameter study (paper section 4.3, Figs. 6-9; experiments/paper/hyperparams.yaml)
+SWEEPS = tuple(HYPERPARAMS["sweeps"])  # alpha, c, gamma, simple: Figs. 6, 7, 8, 9
+
+
+def sweep_points(name: str) -> dict[str, object]:
+    """``label -> value`` of a sweep's grid, in the paper's order: ``{"0.15": 0.15, ...}``, or
+    the structures ``{"A": (400,), ...}`` of the simple tower. Scalars are floats, as the
+    config's loss keys, so a point equal to the reference config is the reference's run."""
+    grid = HYPERPARAMS["sweeps"][name]["grid"]
+    if isinstance(grid, dict):
+        return {label: tuple(units) for label, units in grid.items()}
+    return {f"{float(v):g}": float(v) for v in grid}
+
+
+def sweep_specs(name: str) -> dict[str, Spec]:
+    """``label -> Spec``: the proposed model's reference config with the sweep's key set to
+    each point of its grid (nothing else overridden)."""
+    key = HYPERPARAMS["sweeps"][name]["key"]
+    return {label: dotted_spec(PROPOSED, {key: v}) for label, v in sweep_points(name).items()}
+
+
+FIG2_SPEC = spec(HYPERPARAMS["figure2"]["model"])

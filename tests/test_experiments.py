@@ -3,6 +3,7 @@ difficulty classes and the Figure 5 logit gradients, on hand-made metrics and ti
 data; the paper's data files; the parity and tuning sections; and the committed archive, which
 must still restore every run and regenerate the committed report."""
 
+import hashlib
 import json
 import math
 import os
@@ -31,8 +32,9 @@ def study(tmp_path):
     return Study("frappe", str(tmp_path / "frappe-data"), tmp_path / "runs")
 
 
-def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
-    """A finished run in the cache: the CLI's config.yaml and a hand-made metrics.json."""
+def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10, **more):
+    """A finished run in the cache: the CLI's config.yaml and a hand-made metrics.json (with
+    ``more`` keys, e.g. ``train_seconds_per_epoch``)."""
     run_dir = study.run_dir(s, seed)
     run_dir.mkdir(parents=True)
     run = RunDir(run_dir)
@@ -47,6 +49,7 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
         "trainable_params": 1000,
         "loss": s.loss,
         "model": s.model,
+        **more,
     }
     run.write_metrics(metrics)
     run.write_history([])
@@ -57,7 +60,7 @@ def _fake_run(study, s, seed, auc, gauc=None, logloss=0.15, epochs=10):
 # -- cache keys ---------------------------------------------------------------------------------
 def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
     t2, t3, t4, t5 = (
-        tables.table2_specs(),
+        tables.table2_specs("frappe"),
         tables.table3_specs(),
         tables.table4_specs(),
         tables.table5_specs(),
@@ -73,7 +76,12 @@ def test_shared_configs_are_one_run_and_distinct_configs_distinct_runs(study):
         assert study.run_dir(a, 2023) == study.run_dir(b, 2023)
     every = [*t2.values(), *t3.values(), *t4.values(), *t5.values()]
     dirs = {study.run_dir(s, 2023) for s in every}
-    assert len(dirs) == 12 + 20 + 9 + 6 - 3 - 1 - 3  # II: 3 bce runs, III: SER+WSF, V: 3 bases
+    assert len(dirs) == 12 + 20 + 13 + 6 - 3 - 1 - 3  # II: 3 bce runs, III: SER+WSF, V: 3 bases
+    # DualMLP + TF loss is TF4CTR Share + WSF: with the config's simple tower Table III's cell,
+    # with the Frappe log's [400] its own
+    assert study.run_dir(tables.table2_specs()[("dualmlp", "tf")], 2023) == study.run_dir(
+        t3[("shared", "wsf")], 2023
+    )
     assert study.run_dir(t4["tf4ctr"], 2024) != study.run_dir(t4["tf4ctr"], 2023)
     assert study.cell(t4["tf4ctr"]) == study.cell(t3[("ser", "wsf")])
     config = study.config(t4["tf4ctr"], 2023)
@@ -145,7 +153,7 @@ def test_second_invocation_trains_nothing_and_extra_seeds_go_to_the_best(tmp_pat
     argv = ["--dataset", "frappe", "--data", str(tmp_path / "d"), "--runs", str(tmp_path / "r")]
     argv += ["--results", str(tmp_path / "frappe.md"), "--tables", "4"]
     assert reproduce.main(argv) == 0
-    assert len(trained) == 9
+    assert len(trained) == 13  # TF4CTR and the 12 baselines
     trained.clear()
     assert reproduce.main(argv) == 0
     assert trained == []
@@ -172,7 +180,7 @@ def test_archive_restores_finished_runs_into_a_fresh_cache(tmp_path, monkeypatch
     argv = ["--dataset", "frappe", "--data", str(tmp_path / "d"), "--tables", "4"]
     argv += ["--results", str(tmp_path / "frappe.md"), "--archive", str(tmp_path / "archive")]
     assert reproduce.main([*argv, "--runs", str(tmp_path / "r1")]) == 0
-    assert len(trained) == 9 and len(list((tmp_path / "archive").iterdir())) == 9
+    assert len(trained) == 13 and len(list((tmp_path / "archive").iterdir())) == 13
     trained.clear()
     # A fresh checkout: empty cache, the archive restores every finished run.
     assert reproduce.main([*argv, "--runs", str(tmp_path / "r2")]) == 0
@@ -221,7 +229,7 @@ def test_cells_show_mean_sample_std_and_n():
 
 
 def test_report_from_hand_made_runs(study, tmp_path):
-    t2, t3, t5 = tables.table2_specs(), tables.table3_specs(), tables.table5_specs()
+    t2, t3, t5 = tables.table2_specs("frappe"), tables.table3_specs(), tables.table5_specs()
     _fake_run(study, t2[("dualmlp", "bce")], 2023, 0.980)
     _fake_run(study, t2[("dualmlp", "bce")], 2024, 0.982)
     _fake_run(study, t2[("dualmlp", "tf")], 2023, 0.9835)
@@ -587,9 +595,10 @@ def test_table_variants_come_from_the_registries_in_the_paper_order():
     assert tables.T3_SELECTORS == ("ser", "gate", "mmoe", "shared")
     assert tables.T3_FUSIONS == ("wsf", "vf", "cf", "moef", "sum")
     assert tables.T4_BASELINES == (
-        "widedeep", "deepfm", "dcn", "xdeepfm", "autoint", "dcnv2", "dnn", "dualmlp"
+        "widedeep", "deepfm", "dcn", "xdeepfm", "autoint", "afn", "dcnv2", "edcn", "cl4ctr",
+        "eulernet", "dnn", "dualmlp",
     )  # fmt: skip
-    assert tables.NOT_IMPLEMENTED == ("afn", "edcn", "cl4ctr", "eulernet")
+    assert tables.NOT_IMPLEMENTED == ()  # every model of the paper's Table IV is registered
     assert tables.T5_ENCODERS == {"deepfm": "fm", "widedeep": "linear", "xdeepfm": "cin"}
     for name in (*tables.T2_MODELS, *tables.T4_BASELINES, tables.PROPOSED):
         assert name in models
@@ -603,10 +612,86 @@ def test_table_variants_come_from_the_registries_in_the_paper_order():
     assert dict(tables.FIG5_SPEC.overrides)["model.fusion"] == "sum"
 
 
+def _resolved(s, seed=2023, dataset="frappe"):
+    from pipelines.training.cli import build_parser, config_from_args
+
+    return config_from_args(build_parser().parse_args(s.argv(dataset, "/nowhere", seed)))
+
+
+def test_table2_dualmlp_tf_cell_is_the_references_v1_model():
+    # TF4CTR.py (v1): one shared table, two MLPs with logit heads, a 2x1 fusion at 0.5 (WSF);
+    # the Frappe log's simple tower [400]; 539,732 parameters (tf4ctr_reference.md 1.5, 7).
+    from tests.test_models import FRAPPE
+    from tf4ctr_keras import build_model
+
+    cell = tables.table2_specs("frappe")[("dualmlp", "tf")]
+    config = _resolved(cell)
+    assert (config.model.name, config.model.selector, config.model.fusion) == (
+        "tf4ctr", "shared", "wsf"
+    )  # fmt: skip
+    assert config.model.simple_units == (400,) and config.loss_name == "tf"
+    assert (config.loss.alpha, config.loss.c, config.loss.gamma) == (0.25, 0.7, 1.0)  # dataset's
+    model = build_model(config.model.name, FRAPPE, **config.model_kwargs())
+    model.build()
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 539_732
+    # no log on a dataset: the config's tower; the other cells: the registered model
+    assert dict(tables.table2_specs("ml-1m")[("dualmlp", "tf")].overrides).get(
+        "model.simple_units"
+    ) is None  # fmt: skip
+    assert tables.table2_specs("frappe")[("deepfm", "tf")] == tables.spec("deepfm", loss__name="tf")
+
+
+def test_table2_extra_rows_are_the_logged_setting_and_the_registered_model():
+    extra = tables.table2_extra_specs("frappe")
+    assert set(extra) == {("dualmlp", "tf", "logged"), ("dualmlp", "tf", "registered")}
+    logged = _resolved(extra[("dualmlp", "tf", "logged")])
+    assert (logged.loss.alpha, logged.loss.c, logged.loss.gamma) == (0.2, 0.7, 2.0)
+    assert logged.model.simple_units == (400,) and logged.model.selector == "shared"
+    assert logged.train.monitor == "auc"  # the v1 runs monitored AUC alone
+    registered = _resolved(extra[("dualmlp", "tf", "registered")])
+    assert (registered.model.name, registered.loss_name) == ("dualmlp", "tf")
+    assert registered.model.simple_units == (400, 400)
+    assert ("dualmlp", "tf", "logged") not in tables.table2_extra_specs("ml-1m")  # no log
+    kkbox = _resolved(tables.table2_extra_specs("kkbox")[("dualmlp", "tf", "logged")], 2024,
+                      "kkbox")  # fmt: skip
+    assert (kkbox.model.fusion, kkbox.model.simple_units, kkbox.loss.c) == ("wsf", (400, 400), 1.0)
+    # a list override reaches the train CLI as a YAML list
+    argv = extra[("dualmlp", "tf", "logged")].argv("frappe", "/d", 2023)
+    assert "model.simple_units=[400]" in argv
+
+
+def test_superseded_results_are_neither_restored_nor_cached(tmp_path, study):
+    s = tables.table4_specs()["autoint"]
+    stale = _fake_run(study, s, 2023, 0.98)
+    assert study.cached(s, 2023)
+    digest = hashlib.sha256((stale / "metrics.json").read_bytes()).hexdigest()
+    old = dict(runs.SUPERSEDED)
+    try:
+        runs.SUPERSEDED[stale.name] = (digest, "changed model code")
+        assert runs.superseded(stale) == "changed model code"
+        assert not study.cached(s, 2023) and not study.index()
+        archive = tmp_path / "archive"
+        runs.archive_runs(study.runs, archive)  # the archive keeps it ...
+        fresh = tmp_path / "fresh"
+        assert runs.restore_runs(archive, fresh) == []  # ... but does not restore it
+        (stale / "metrics.json").write_text("{}")  # a rerun's metrics: another content
+        assert runs.superseded(stale) is None
+    finally:
+        runs.SUPERSEDED.clear()
+        runs.SUPERSEDED.update(old)
+
+
+def test_the_superseded_archive_entries_match_the_archive():
+    for name, (_digest, why) in runs.SUPERSEDED.items():
+        path = ARCHIVED / name
+        assert path.exists(), name
+        assert runs.superseded(path) == why, name
+
+
 # -- the layout -------------------------------------------------------------------------------------
 _EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 # Each module may import only the ones before it (the CLI, parity and tuning sit on top).
-_ORDER = ("tables", "runs", "figures", "report", "reproduce", "parity", "tuning")
+_ORDER = ("tables", "runs", "figures", "report", "reproduce", "parity", "tuning", "hyperparams")
 
 
 def _experiment_imports(name: str) -> set[str]:
@@ -726,10 +811,38 @@ def test_committed_archive_leaves_nothing_to_train(tmp_path, monkeypatch, caplog
     args += ["--runs", str(tmp_path / "runs"), "--archive", str(ARCHIVED), *argv]
     assert reproduce.main(args) == 0
     lines = [r.getMessage() for r in caplog.records if r.name == "experiments.reproduce"]
-    assert lines[0].startswith(f"restored {len(list(ARCHIVED.iterdir()))} archived result(s)")
-    planned = lines[1:]
-    assert planned and not [line for line in planned if "to run" in line]
-    assert len(planned) == (56 if "--table4-seeds" in argv else 36)
+    stale = len(runs.SUPERSEDED)
+    assert lines[0].startswith(f"restored {len(list(ARCHIVED.iterdir())) - stale} archived")
+    costs = [line for line in lines if line.startswith("cost: ")]
+    planned = [line for line in lines[1:] if not line.startswith("cost: ")]
+    # What issue 17 added or made stale, one seed each (Table II: the reference's v1 model and
+    # its logged setting, the registered DualMLP + TF loss row staying cached); nothing else.
+    to_run = {re.sub(r":( \S+)? to run$", "", line) for line in planned if "to run" in line}
+    if "--table4-seeds" in argv:
+        expected = {f"[table 4] {m} seed 2023" for m in ("autoint", "afn", "edcn", "cl4ctr",
+                                                          "eulernet")}  # fmt: skip
+        expected |= {"[table 2] dualmlp+tf seed 2023", "[table 2] dualmlp+tf (logged) seed 2023"}
+        expected |= {"[table 5] widedeep in TF4CTR seed 2023", "[6] table6-53cb22f7d3.json"}
+    else:
+        expected = {f"[table 2] dualmlp+tf{s} seed {seed}" for s in ("", " (logged)")
+                    for seed in (2023, 2024, 2025)}  # fmt: skip
+    assert to_run == expected
+    assert len(planned) == (62 if "--table4-seeds" in argv else 42)
+    # the cost is stated once, before the runs: what is to run, at the archive's measured pace
+    assert len(costs) == 1 and lines.index(costs[0]) == 1
+    if "--table4-seeds" in argv:
+        defaults = reproduce.build_parser().parse_args(["--dataset", "frappe"])
+        timing = sum(e for _, e in figures.planned_epochs("6", defaults))  # Table VI's epochs
+        head = "cost: 8 training run(s) (afn 1, autoint 1, cl4ctr 1, edcn 1, eulernet 1, tf4ctr 3)"
+        assert costs[0].startswith(
+            f"{head} and {timing} epoch(s) of in-process experiments, about "
+        )
+    else:
+        assert costs[0].startswith("cost: 6 training run(s) (tf4ctr 6), about ")
+    restored = Study("frappe", str(tmp_path / "frappe"), tmp_path / "runs")
+    restored._data_id = _archived_data_id()
+    seconds, epochs, n = reproduce.measured_pace(restored.index())["tf4ctr"]  # the archive's pace
+    assert f"tf4ctr {seconds:.1f} s/epoch x {epochs:.1f} epochs ({n} runs)" in costs[0]
 
 
 def test_committed_report_is_regenerated_from_the_archive(tmp_path):
