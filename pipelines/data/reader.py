@@ -212,19 +212,16 @@ def _passes(
 
     def one_pass(epoch) -> tf.data.Dataset:
         """The serialized records of pass ``epoch``, in that pass's order."""
+        file_seed, record_seed = pass_seeds(seed, epoch) if shuffle else (None, None)
         if cached is not None:
             records = cached
         else:
             paths = tf.data.Dataset.from_tensor_slices(files)
             if shuffle:
-                paths = paths.shuffle(
-                    len(files), seed=pass_seeds(seed, epoch)[0], reshuffle_each_iteration=False
-                )
+                paths = paths.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=False)
             records = read(paths)
         if shuffle:
-            records = records.shuffle(
-                buffer, seed=pass_seeds(seed, epoch)[1], reshuffle_each_iteration=False
-            )
+            records = records.shuffle(buffer, seed=record_seed, reshuffle_each_iteration=False)
         return records
 
     def batched_pass(epoch) -> tf.data.Dataset:

@@ -90,8 +90,6 @@ def resolve(spec: SchemaSpec, raw: str) -> list[RawFile]:
         return spec.resolve(raw)
     from apache_beam.io.filesystems import FileSystems
 
-    from pipelines.data.datasets.spec import _first_match
-
     s = spec.schema
     if spec.named is not None and hasattr(spec.named, "resolve"):
         raise DataError(
@@ -112,20 +110,9 @@ def resolve(spec: SchemaSpec, raw: str) -> list[RawFile]:
     if not names:
         raise DataError(f"{raw}: not found; expected {spec.expected}")
     if s.splits.files is not None:
-        found = {split: _first_match(names, s.splits.files[split]) for split in SPLITS}
-        if all(found.values()):
-            return [
-                RawFile(FileSystems.join(directory, n), split)
-                for split in SPLITS
-                for n in found[split]
-            ]
-        if s.splits.ratio is None or found["valid"] or found["test"]:
-            missing = [sp for sp in SPLITS if not found[sp]]
-            raise DataError(
-                f"{raw}: no {', '.join(missing)} file matching "
-                + "; ".join(f"{sp}: {' or '.join(s.splits.files[sp])}" for sp in missing)
-                + f". Directory holds: {', '.join(names[:20])}"
-            )
+        files = spec.split_files(directory, names, FileSystems.join)
+        if files is not None:
+            return files
     if s.splits.ratio is None:
         raise DataError(f"{raw}: expected {spec.expected}")
     ext = EXTENSIONS.get(s.format, ())

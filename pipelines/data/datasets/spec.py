@@ -124,19 +124,9 @@ class SchemaSpec:
             raise DataError(f"{raw}: not found; expected {self._expected()}")
         if s.splits.files is not None and not glob and fileio.isdir(raw):
             names = [n for n in fileio.listdir(raw) if not n.startswith(".")]
-            found = {split: _first_match(names, s.splits.files[split]) for split in SPLITS}
-            if all(found.values()):
-                return [
-                    RawFile(fileio.join(raw, n), split) for split in SPLITS for n in found[split]
-                ]
-            # a directory with only train files is split by hash when the schema has a ratio
-            if s.splits.ratio is None or found["valid"] or found["test"]:
-                missing = [sp for sp in SPLITS if not found[sp]]
-                raise DataError(
-                    f"{raw}: no {', '.join(missing)} file matching "
-                    + "; ".join(f"{sp}: {' or '.join(s.splits.files[sp])}" for sp in missing)
-                    + f". Directory holds: {', '.join(names[:20]) or 'nothing'}"
-                )
+            files = self.split_files(raw, names, fileio.join)
+            if files is not None:
+                return files
         if s.splits.ratio is None:
             raise DataError(f"{raw}: expected {self._expected()}")
         if glob:
@@ -162,6 +152,28 @@ class SchemaSpec:
         else:
             paths = [raw]
         return [RawFile(p, None, stream=i) for i, p in enumerate(paths)]
+
+    def split_files(self, raw: str, names: list[str], join) -> list[RawFile] | None:
+        """The per-split files of directory ``raw`` (its file ``names``; ``join(raw, name)``
+        makes a path) by the schema's ``splits.files`` patterns; None when the directory holds
+        only train files and the schema has a ratio (split by hash instead).
+
+        Raises:
+            DataError: some splits' files are missing, naming the patterns and the files.
+        """
+        s = self.schema
+        found = {split: _first_match(names, s.splits.files[split]) for split in SPLITS}
+        if all(found.values()):
+            return [RawFile(join(raw, n), split) for split in SPLITS for n in found[split]]
+        # a directory with only train files is split by hash when the schema has a ratio
+        if s.splits.ratio is None or found["valid"] or found["test"]:
+            missing = [sp for sp in SPLITS if not found[sp]]
+            raise DataError(
+                f"{raw}: no {', '.join(missing)} file matching "
+                + "; ".join(f"{sp}: {' or '.join(s.splits.files[sp])}" for sp in missing)
+                + f". Directory holds: {', '.join(names[:20]) or 'nothing'}"
+            )
+        return None
 
     @property
     def expected(self) -> str:
