@@ -14,6 +14,12 @@ time (user + system of the child, from ``getrusage``), and, for full runs to ear
 (``--full-pairs``), the training time up to the end of the best validation epoch and the test
 AUC. One warm-up run of each side (preparing our TFRecords, their CSVs and venv) is not counted.
 
+It also reports the targets of the speed issue, each met or not by the measured median ratio
+(:data:`TARGETS`), and how close our training step comes to this machine: in this process, at
+the start and at the end of the run, it times a float32 ``tf.matmul`` at each of the model's
+matrix-multiply shapes (:func:`matmul_rates`) and compares with the FLOP/s our epochs achieved
+(:func:`model_matmuls` gives the counting rule).
+
     python -m benchmarks.vs_authors [--pairs 3] [--epochs 3] [--models tf4ctr dnn] [--full-pairs 1]
     python -m benchmarks.vs_authors --report-only     # re-render from the saved measurements
 
@@ -37,6 +43,7 @@ from pathlib import Path
 
 from benchmarks.report import replace_section
 from pipelines.data.fileio import write_atomic
+from pipelines.data.manifest import load_manifest
 from pipelines.training.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +74,17 @@ def _timed(cmd: list[str], cwd: Path) -> tuple[str, float, float]:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc.stdout, wall, cpu
+
+
+def _key(shape) -> str:
+    return " x ".join(str(d) for d in shape)
+
+
+def prepared_frappe(data_dir: Path) -> Path:
+    """Our prepared Frappe dataset (the warm-up runs made it; this only finds it)."""
+    from pipelines.data.prepare import prepare
+
+    return Path(prepare("frappe", str(DATA), data_dir))
 
 
 def run_ours(model: str, epochs: int | None, data_dir: Path) -> dict:
@@ -157,6 +175,87 @@ FULL_METRICS = {
 }
 
 
+# (runs, model, metric) -> the largest median ratio ours / theirs the issue accepts
+TARGETS = {
+    ("short", "tf4ctr", "train epoch (median s)"): 0.6,
+    ("short", "tf4ctr", "whole process wall (s)"): 0.7,
+    ("short", "dnn", "train epoch (median s)"): 0.6,
+    ("full", "tf4ctr", "training to the best epoch (s)"): 0.6,
+}
+MATMUL_TARGET = 0.6  # achieved FLOP/s over the matrix-multiply rate measured in the same run
+
+
+def model_matmuls(model_name: str, dataset_dir: Path) -> list[tuple[int, int, int]]:
+    """The ``(batch, in, out)`` shape of every Dense kernel of ``model_name`` built with the
+    Frappe reference configuration on ``dataset_dir`` (2-D weights whose path ends in
+    ``kernel``), one entry per kernel.
+
+    Counting rule: a Dense layer ``(in, out)`` on a batch of ``b`` rows costs ``2 b in out``
+    FLOPs forward and twice that backward (the gradients of the input and of the kernel; every
+    tower's input needs its gradient, the embeddings being trained), so ``6 b in out`` per
+    training step. Element-wise work (BatchNorm, activations, dropout, the loss, Adam) and the
+    embedding lookups are not counted: the fraction below is of the matrix-multiply bound.
+    """
+    import keras
+
+    from pipelines.data.manifest import load_manifest
+    from pipelines.training.common import build_from_config
+    from pipelines.training.config import resolve_config
+
+    config = resolve_config("frappe", overrides={"model.name": model_name})
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_from_config(config, load_manifest(dataset_dir))
+    model.build()
+    batch = config.train.batch_size
+    return [
+        (batch, int(w.shape[0]), int(w.shape[1]))
+        for w in model.trainable_weights
+        if len(w.shape) == 2 and w.path.endswith("kernel")
+    ]
+
+
+def matmul_rates(shapes, reps: int = 10, rounds: int = 5) -> dict[tuple, float]:
+    """This process's float32 ``tf.matmul`` rate (FLOP/s) at each ``(m, k, n)``: the median of
+    ``rounds`` timings of ``reps`` back-to-back calls of one traced function."""
+    import tensorflow as tf
+
+    rates = {}
+    for m, k, n in sorted(set(shapes)):
+        a = tf.random.normal((m, k), seed=1)
+        b = tf.random.normal((k, n), seed=2)
+        fn = tf.function(tf.matmul)
+        fn(a, b).numpy()
+        seconds = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(reps):
+                out = fn(a, b)
+            out.numpy()
+            seconds.append((time.perf_counter() - start) / reps)
+        rates[(m, k, n)] = 2 * m * k * n / statistics.median(seconds)
+    return rates
+
+
+def machine_fraction(shapes, rates_runs: list[dict], rows: int, epoch_seconds: float) -> dict:
+    """FLOPs of a training epoch of ``rows`` rows (counting rule: :func:`model_matmuls`), the
+    FLOP/s an epoch of ``epoch_seconds`` achieves, the matrix-multiply rate at the same shapes
+    and the achieved fraction of it. The rate per shape is the median of the measurements in
+    ``rates_runs`` (taken at the start and at the end of the benchmark); the model's rate is
+    FLOP-weighted: the epoch's FLOPs over the time its matrix multiplies take at those rates."""
+    flops = sum(6 * rows * k * n for _, k, n in shapes)
+    rates = {s: statistics.median(r[s] for r in rates_runs) for s in rates_runs[0]}
+    bound = sum(6 * rows * k * n / rates[(b, k, n)] for b, k, n in shapes)
+    achieved = flops / epoch_seconds
+    rate = flops / bound
+    return {
+        "flops_per_epoch": flops,
+        "achieved_flops": achieved,
+        "matmul_flops": rate,
+        "fraction": achieved / rate,
+        "matmul_bound_s": bound,
+    }
+
+
 def summarize(pairs: list[dict], metrics: dict) -> list[dict]:
     """Per metric: each pair's (ours, theirs, ours / theirs) and the ratios' median and range."""
     rows = []
@@ -194,6 +293,73 @@ def _table(title: str, pairs: list[dict], metrics: dict) -> list[str]:
     return lines
 
 
+def _targets(raw: dict) -> list[str]:
+    lines = [
+        "### Targets",
+        "",
+        "| runs | model | measure | target | measured median (range) | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (kind, model, metric), target in TARGETS.items():
+        runs = raw.get(kind, {}).get(model)
+        if not runs:
+            continue
+        metrics = FULL_METRICS if kind == "full" else METRICS
+        row = next(r for r in summarize(runs, metrics) if r["metric"] == metric)
+        met = row["median"] <= target
+        label = f"{raw['epochs']} epochs" if kind == "short" else "to early stopping"
+        lines.append(
+            f"| {label} | {model} | {metric} | <= {target:.2f}x | {row['median']:.2f}x "
+            f"({row['low']:.2f}-{row['high']:.2f}) | {'yes' if met else '**no**'} |"
+        )
+    full = raw.get("full", {}).get("tf4ctr", [])
+    if full:
+        same = all(p["ours"]["test_auc"] >= p["theirs"]["test_auc"] for p in full)
+        aucs = ", ".join(
+            "{:.6f} vs {:.6f}".format(p["ours"]["test_auc"], p["theirs"]["test_auc"]) for p in full
+        )
+        lines.append(
+            f"| to early stopping | tf4ctr | test AUC, ours vs theirs | same or better | {aucs} "
+            f"| {'yes' if same else '**no**'} |"
+        )
+    return lines
+
+
+def _machine(raw: dict) -> list[str]:
+    machine = raw.get("machine")
+    if not machine:
+        return []
+    lines = [
+        "### How close to this machine",
+        "",
+        "Float32 `tf.matmul` in the benchmark's own process at each of the model's shapes, "
+        "timed at the start and at the end of the run (median of both); FLOPs of a training "
+        "epoch counted from the Dense kernels, 6 x rows x in x out (forward, and the input "
+        "and kernel gradients; element-wise work not counted), over our median epoch time.",
+        "",
+        "| shape (batch x in x out) | GFLOP/s start | GFLOP/s end |",
+        "|---|---|---|",
+    ]
+    start, end = machine["rates"]
+    for key in start:
+        lines.append(f"| {key} | {start[key] / 1e9:.0f} | {end[key] / 1e9:.0f} |")
+    lines += [
+        "",
+        "| model | TFLOP per epoch | our epoch (s) | achieved GFLOP/s | matmul GFLOP/s at "
+        "its shapes | fraction | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, m in machine["models"].items():
+        met = m["fraction"] >= MATMUL_TARGET
+        lines.append(
+            f"| {model} | {m['flops_per_epoch'] / 1e12:.3f} | {m['epoch_s']:.2f} | "
+            f"{m['achieved_flops'] / 1e9:.0f} | {m['matmul_flops'] / 1e9:.0f} | "
+            f"{m['fraction']:.0%} | >= {MATMUL_TARGET:.0%} | {'yes' if met else '**no**'} |"
+        )
+    lines.append("")
+    return lines
+
+
 def render(raw: dict) -> str:
     lines = [
         "## Ours vs the authors' code (`python -m benchmarks.vs_authors`)",
@@ -206,6 +372,7 @@ def render(raw: dict) -> str:
         "every ratio is ours / theirs within a pair (below 1: ours is faster).",
         "",
     ]
+    lines += _targets(raw) + [""] + _machine(raw)
     for model, runs in raw["short"].items():
         lines += _table(
             f"{model} ({PEER_MODELS[model]}), {raw['epochs']} epochs per run", runs, METRICS
@@ -260,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:  # warm-up: our TFRecords, their CSVs and venv; not counted
             run_ours(model, 1, data_dir)
             run_peer(model, 1)
+        dataset_dir = prepared_frappe(data_dir)
+        shapes = {m: model_matmuls(m, dataset_dir) for m in args.models}
+        all_shapes = sorted({s for v in shapes.values() for s in v})
+        rates_start = matmul_rates(all_shapes)
         raw = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "cpus": os.cpu_count(),
@@ -269,6 +440,21 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.full_pairs:
             raw["full"] = {"tf4ctr": measure("tf4ctr", args.full_pairs, None, data_dir)}
+        rates_end = matmul_rates(all_shapes)
+        rows = load_manifest(dataset_dir).splits["train"].rows
+        raw["machine"] = {
+            "rates": [{_key(k): v for k, v in r.items()} for r in (rates_start, rates_end)],
+            "models": {},
+        }
+        for m in args.models:
+            epoch_s = statistics.median(
+                statistics.median(p["ours"]["train_s"]) for p in raw["short"][m]
+            )
+            raw["machine"]["models"][m] = {
+                "epoch_s": epoch_s,
+                "shapes": shapes[m],
+                **machine_fraction(shapes[m], [rates_start, rates_end], rows, epoch_s),
+            }
         write_atomic(RAW, json.dumps(raw, indent=1))
     text = replace_section(RESULTS, "vs_authors", render(raw), title="# Ours vs the authors' code")
     log.info("\n%s", text)

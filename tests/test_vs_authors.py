@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from benchmarks.vs_authors import FULL_METRICS, METRICS, parse_peer, render, summarize, to_best
+from benchmarks.vs_authors import (
+    FULL_METRICS,
+    METRICS,
+    machine_fraction,
+    parse_peer,
+    render,
+    summarize,
+    to_best,
+)
 
 
 def _peer_output() -> str:
@@ -91,3 +99,50 @@ def test_the_report_states_date_command_and_each_pair():
     assert "| train epoch (median s) | 8.00 / 10.00 = 0.80x | **0.80x** (0.80-0.80) |" in text
     assert "| whole process wall (s) | 40.00 / 50.00 = 0.80x | **0.80x** (0.80-0.80) |" in text
     assert "test AUC ours 0.980000 (best epoch 1 of 1), theirs 0.980000" in text
+
+
+def test_machine_fraction_counts_six_flops_per_weight_and_row():
+    shapes = [(10, 4, 5), (10, 5, 2)]  # batch 10; kernels 4x5 and 5x2
+    rates = [{(10, 4, 5): 1e9, (10, 5, 2): 2e9}, {(10, 4, 5): 3e9, (10, 5, 2): 2e9}]
+    m = machine_fraction(shapes, rates, rows=100, epoch_seconds=1e-4)
+    assert m["flops_per_epoch"] == 6 * 100 * (20 + 10)  # 18,000
+    # medians 2e9 and 2e9 -> 18,000 FLOPs take 9 microseconds at the matmul rate
+    assert m["matmul_bound_s"] == pytest.approx(9e-6)
+    assert m["matmul_flops"] == pytest.approx(2e9)
+    assert m["achieved_flops"] == pytest.approx(1.8e8)
+    assert m["fraction"] == pytest.approx(0.09)
+
+
+def test_the_report_says_which_targets_are_met():
+    fast = {"ours": _record([5.0], [1.0], 30.0, 50.0), "theirs": _record([10.0], [2.0], 40.0, 50.0)}
+    raw = {
+        "date": "2026-12-02 08:00 UTC",
+        "cpus": 2,
+        "command": "python -m benchmarks.vs_authors --pairs 1",
+        "epochs": 1,
+        "short": {"tf4ctr": [fast], "dnn": [fast]},
+        "machine": {
+            "rates": [{"10 x 4 x 5": 2e9}, {"10 x 4 x 5": 1e9}],
+            "models": {
+                "tf4ctr": {
+                    "flops_per_epoch": 7e11,
+                    "epoch_s": 5.0,
+                    "achieved_flops": 1.4e11,
+                    "matmul_flops": 2e11,
+                    "fraction": 0.7,
+                }
+            },
+        },
+    }
+    text = render(raw)
+    # 0.50x <= 0.6 is met; 30 / 40 = 0.75x > 0.7 is not
+    assert (
+        "| 1 epochs | tf4ctr | train epoch (median s) | <= 0.60x | 0.50x (0.50-0.50) | yes |"
+        in text
+    )
+    assert (
+        "| 1 epochs | tf4ctr | whole process wall (s) | <= 0.70x | 0.75x (0.75-0.75) | **no** |"
+        in text
+    )
+    assert "| 10 x 4 x 5 | 2 | 1 |" in text
+    assert "| tf4ctr | 0.700 | 5.00 | 140 | 200 | 70% | >= 60% | yes |" in text

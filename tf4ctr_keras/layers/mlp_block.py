@@ -7,6 +7,7 @@ import math
 import keras
 from keras import ops
 
+from tf4ctr_keras.layers.fast_kernels import TowerBatchNormalization, TowerDropout
 from tf4ctr_keras.layers.utils import (
     clone_initializer,
     get_initializer,
@@ -25,6 +26,9 @@ class MLPBlock(keras.layers.Layer):
     terms (PyTorch momentum 0.1 == Keras momentum 0.9, epsilon 1e-5). With Keras' defaults
     (momentum 0.99, epsilon 1e-3) the inference statistics lag far behind the weights when an
     epoch has few steps (21 on Frappe) and validation AUC collapses (reference section 9).
+    BatchNorm and Dropout run TensorFlow's fused BatchNorm kernel and a 16-bit dropout mask
+    (:mod:`tf4ctr_keras.layers.fast_kernels`: the moving variance is the unbiased one, as
+    PyTorch's, and the dropout rate is rounded to a multiple of 2**-16).
 
     Inputs of rank > 2 are flattened to ``(batch, features)`` first, so a tower takes the
     ``(batch, fields, dim)`` embedding directly.
@@ -107,7 +111,7 @@ class MLPBlock(keras.layers.Layer):
             dense.build(shape)
             shape = (input_shape[0], units)
             if self.batch_norm:
-                norm = keras.layers.BatchNormalization(
+                norm = TowerBatchNormalization(
                     momentum=self.bn_momentum,
                     epsilon=self.bn_epsilon,
                     dtype=self.dtype_policy,
@@ -117,7 +121,7 @@ class MLPBlock(keras.layers.Layer):
                 norm.build(shape)
             if self.dropout > 0:
                 self.dropout_layers.append(
-                    keras.layers.Dropout(
+                    TowerDropout(
                         self.dropout, seed=derive_seed(self.seed, 500 + i), name=f"dropout_{i}"
                     )
                 )
