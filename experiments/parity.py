@@ -139,6 +139,23 @@ def section(results: dict[str, list[dict]], seeds: list[int], config: dict | Non
             f"| {model} | {runs[0]['loss']} | {_stat(auc)} | {_stat(gauc)} | {_stat(ll)} | "
             f"{epochs} | {_stat(secs, 1)} | {runs[0]['trainable_params']:,} |"
         )
+    by_id = {m: runs for m, runs in results.items() if all("gauc_by_id" in r["test"] for r in runs)}
+    if by_id:
+        lines += [
+            "",
+            "gAUC groups by the raw user, as the reference (`group_id: copy_from(user), remap: "
+            "False`); before issue 17 it grouped by the encoded id, which merges every user "
+            "below the min count or unseen in train into id 0. The same test predictions "
+            "under both definitions:",
+            "",
+            "| model | test gAUC by raw user | by encoded id | raw - id per seed |",
+            "|---|---|---|---|",
+        ]
+        for model, runs in by_id.items():
+            raw = [r["test"]["gauc"] for r in runs]
+            ids = [r["test"]["gauc_by_id"] for r in runs]
+            diffs = ", ".join(f"{a - b:+.6f}" for a, b in zip(raw, ids, strict=True))
+            lines.append(f"| {model} | {_stat(raw)} | {_stat(ids)} | {diffs} |")
     lines += [
         "",
         "Reference points:",

@@ -765,6 +765,18 @@ def test_parity_section_takes_its_reference_points_from_the_data_files():
     assert "| tf4ctr | tf | 0.987700 ± 0.000000 |" in text
 
 
+def test_parity_section_compares_the_two_gauc_groupings_seed_by_seed():
+    from experiments import parity
+
+    runs = [_parity_metrics(0.9877, s) for s in (2023, 2024)]
+    runs[0]["test"]["gauc_by_id"] = runs[0]["test"]["gauc"] - 0.0004
+    runs[1]["test"]["gauc_by_id"] = runs[1]["test"]["gauc"] + 0.0002
+    text = parity.section({"tf4ctr": runs, "dnn": [_parity_metrics(0.9852, 2023, "bce")]}, [2023])
+    # 0.9827 by raw user both seeds; by id 0.9823 and 0.9829: mean 0.9826, sd 0.000424
+    assert "| tf4ctr | 0.982700 ± 0.000000 | 0.982600 ± 0.000424 | +0.000400, -0.000200 |" in text
+    assert "| dnn |" not in text.split("by encoded id")[1].split("Reference points")[0]
+
+
 def test_tuning_section_counts_trials_and_dimensions(tmp_path):
     from experiments import tuning
 

@@ -138,3 +138,7 @@ def test_split_evaluator_groups_gauc_by_the_raw_group_not_the_encoded_id():
     assert seen == ["user"]  # the group is not a model input
     older = tf.data.Dataset.from_tensors(({"user": ids}, labels))  # data prepared before it
     assert SplitEvaluator(older, "user", predict)(None)["gauc"] == pytest.approx(5 / 6)
+    # the final metrics report both definitions from the same predictions
+    final, _ = evaluator.with_calibration(None)
+    assert final["gauc"] == pytest.approx(2 / 3) and final["gauc_by_id"] == pytest.approx(5 / 6)
+    assert "gauc_by_id" not in SplitEvaluator(older, "user", predict).with_calibration(None)[0]

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.data.manifest import GROUP_FEATURE
-from tf4ctr_keras.metrics import calibration, evaluate_predictions
+from tf4ctr_keras.metrics import calibration, evaluate_predictions, gauc
 from tf4ctr_keras.models.tf4ctr import CTR_OUTPUT
 
 
@@ -39,17 +39,22 @@ class SplitEvaluator:
         self.dataset = dataset
         self.group_key = group_key
         self.predict_fn = predict_fn
-        labels, groups = [], []
+        labels, groups, ids = [], [], []
         batches = 0
         for features, label in dataset:
             batches += 1
             labels.append(label.numpy())
             if group_key is not None:  # the raw-value group where the data has it
                 groups.append(features.get(GROUP_FEATURE, features[group_key]).numpy().ravel())
+                if GROUP_FEATURE in features:
+                    ids.append(features[group_key].numpy().ravel())
         if not labels:
             raise ValueError("The evaluation split is empty.")
         self.labels = np.concatenate(labels).reshape(-1)
         self.groups = np.concatenate(groups) if group_key is not None else None
+        # the encoded ids of the group field: gAUC's grouping before raw values (issue 17),
+        # reported beside it in the final metrics to show what the change of definition moved
+        self.id_groups = np.concatenate(ids) if ids else None
         # A known length lets Keras' predict size its progress and not warn at the end.
         self._features = dataset.map(
             lambda features, label: {k: v for k, v in features.items() if k != GROUP_FEATURE}
@@ -75,9 +80,14 @@ class SplitEvaluator:
 
     def with_calibration(self, model: keras.Model) -> tuple[dict[str, float], dict]:
         """The split's metrics (as a call) and its calibration (ratio, ECE over 15 bins and the
-        bins, :func:`tf4ctr_keras.metrics.calibration`) from one forward pass."""
+        bins, :func:`tf4ctr_keras.metrics.calibration`) from one forward pass. Where groups are
+        raw values, the metrics also hold ``gauc_by_id``: the same predictions grouped by the
+        group field's encoded id (every value below the vocabulary's min count or unseen in
+        train is then one group, id 0), the definition used before raw-value groups."""
         predictions = self.predict(model)
         metrics = evaluate_predictions(self.labels, predictions, self.groups)
+        if self.id_groups is not None:
+            metrics["gauc_by_id"] = gauc(self.labels, predictions, self.id_groups)
         return metrics, calibration(self.labels, predictions)
 
 
