@@ -1,19 +1,34 @@
-"""Serving speed: the exported SavedModel (raw values, in-graph lookup) vs Keras ``predict``.
+"""Serving speed at Frappe's and Criteo's shapes: the exported graph, before and after fusing.
 
-Measures, in one process and interleaved so machine load hits both alike:
-- latency at batch 1 (p50, p99 over many single-row requests),
-- throughput at batch 1024 (rows/s),
-for the loaded ``serving_default`` signature fed raw values, and for the in-memory Keras model
-fed encoded ids through ``predict`` and ``predict_on_batch``; prints the ratios.
+For each dataset (Frappe, 10 fields; Criteo, 39) it trains a 1-epoch TF4CTR model with the
+training CLI (or takes a finished run), exports it twice in the same process, and measures
+latency at batch 1 (p50, p99 over single-row requests) and throughput at batch 1024 (rows/s),
+every request sent to every path in a fresh random order so machine load hits them alike:
 
-    python benchmarks/serving_bench.py --run-dir runs/bench-frappe/tf4ctr-seed2023
-    python benchmarks/serving_bench.py            # trains a 1-epoch Frappe model first
+- ``savedmodel fused``: the loaded ``serving_default`` fed raw values, as ``python -m export``
+  writes it (one hash table for all fields, each step once over the stacked fields);
+- ``savedmodel per_field``: ``lookup="per_field"``, the graph exported before (a table and a
+  chain of ops per field), the same ids;
+- both called on their flat inputs (the graph's cost) and as ``signature(**inputs)`` (plus
+  Python's binding of every argument, about 20 us an input);
+- on the encoded ids of the same rows: the model alone (a ``tf.function``, the floor the
+  serving graph can approach) and Keras ``predict_on_batch``.
+
+It checks that both exports give bit-identical predictions, also when loaded into a TF1 session
+(TF Serving's and ``saved_model_cli run``'s loader), reports their largest difference from the
+Keras model on the ids, and writes ``benchmarks/results/serving.md``.
+
+    flock /tmp/bench.lock python benchmarks/serving_bench.py
+    flock /tmp/bench.lock python benchmarks/serving_bench.py --frappe-run RUN --criteo-run RUN
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +37,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from anywhere
@@ -30,131 +44,221 @@ sys.path.insert(0, str(REPO))  # run as `python benchmarks/<script>.py` from any
 from benchmarks.report import replace_section  # noqa: E402
 
 FRAPPE = REPO.parent / "shared" / "data" / "frappe"
+RESULTS = REPO / "benchmarks" / "results" / "serving.md"
+BATCH = 1024
+LOOKUPS = ("fused", "per_field")
 
 
-def _finished_run(tmp: Path) -> Path:
-    """A 1-epoch TF4CTR run on Frappe (reference architecture) when none is given."""
-    import yaml
-
-    from pipelines.data.prepare import prepare
-    from pipelines.training.config import resolve_config
-    from pipelines.training.run import train
-
-    dataset_dir = prepare("frappe", str(FRAPPE), tmp / "data")
-    config = resolve_config(
-        "frappe", overrides={"train.max_epochs": 1, "data.path": str(dataset_dir)}
-    )
-    run_dir = tmp / "run"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
-    train(config, dataset_dir, run_dir, verbose=0)
+def train_run(dataset: str, tmp: Path, rows: int) -> Path:
+    """A 1-epoch TF4CTR run with the reference configuration, through the training CLI (Criteo:
+    the main job's generated data, ``rows`` rows)."""
+    run_dir = tmp / f"run-{dataset}"
+    data = ["--data", str(FRAPPE)] if dataset == "frappe" else ["--rows", str(rows)]
+    command = [sys.executable, "-m", "pipelines.train", "--dataset", dataset, *data]
+    command += ["--epochs", "1", "--run-dir", str(run_dir), "--data-dir", str(tmp / "data")]
+    subprocess.run([*command, "--quiet"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return run_dir
 
 
-def _timed(fn, repeats: int) -> np.ndarray:
-    out = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        out[i] = time.perf_counter() - start
-    return out
+def flat_call(fn, names: list[str]):
+    """``fn`` called on its flat inputs (``names`` in the signature's order), skipping
+    Python's per-argument binding of a keyword call (about 20 us per input: 0.75 ms for
+    Criteo's 39): the graph's own cost, which is what a server pays."""
+    call = getattr(fn, "_call_flat", None)
+    if call is None:  # a TensorFlow without it: the keyword call
+        return lambda inputs: fn(**inputs)
+    return lambda inputs: call([inputs[k] for k in names], fn.captured_inputs)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", help="a finished pipelines.train run (default: train one)")
-    p.add_argument("--requests", type=int, default=300, help="batch-1 requests per path")
-    p.add_argument("--batches", type=int, default=20, help="batch-1024 calls per path")
-    args = p.parse_args()
+def session_predict(version: Path, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """``serving_default`` run in a TF1 session: the loader TF Serving and ``saved_model_cli
+    run`` use, which restores variables through the SavedModel's saver, not its object graph."""
+    import tensorflow as tf
 
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version))
+        signature = meta.signature_def["serving_default"]
+        feeds = {signature.inputs[k].name: v for k, v in raw.items()}
+        return session.run(signature.outputs["ctr_probability"].name, feeds)
+
+
+def measure(run_dir: Path, tmp: Path, requests: int, batches: int, seed: int = 0) -> dict:
+    """Every path's batch-1 latencies and batch-1024 times for one finished run: each request
+    (and each batch) goes to every path in a fresh random order, so load hits them alike."""
     import keras
+    import tensorflow as tf
 
     import tf4ctr_keras  # noqa: F401
-    from export import SERVING_SIGNATURE, export_run
+    from export import OUTPUT_NAME, SERVING_SIGNATURE, export_run
     from export.raw_rows import RawDecoder
     from pipelines.data.manifest import load_manifest
     from pipelines.data.reader import make_dataset
 
-    tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    run_dir = Path(args.run_dir) if args.run_dir else _finished_run(tmp)
-    version = export_run(run_dir, tmp / "models", model_name="bench")
-    signature = tf.saved_model.load(str(version)).signatures[SERVING_SIGNATURE]
-    model = keras.saving.load_model(run_dir / "model.keras")
-    import json
-
-    manifest = load_manifest(json.loads((run_dir / "metrics.json").read_text())["dataset_dir"])
-    features, _ = next(iter(make_dataset(manifest, "test", 1024, shuffle=False)))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    manifest = load_manifest(metrics["dataset_dir"])
+    features, _ = next(iter(make_dataset(manifest, "test", BATCH, shuffle=False)))
     ids = {k: v.numpy() for k, v in features.items()}
     raw = RawDecoder(manifest).decode(ids)
-    raw_t = {k: tf.constant(v if v.dtype == np.float64 else v.tolist()) for k, v in raw.items()}
-    one_raw = [{k: v[i : i + 1] for k, v in raw_t.items()} for i in range(1024)]
-    one_ids = [{k: v[i : i + 1] for k, v in ids.items()} for i in range(1024)]
+    raw_np = {
+        k: v if v.dtype == np.float64 else np.asarray(v.tolist(), object) for k, v in raw.items()
+    }
+    raw_tf = {k: tf.constant(v) for k, v in raw_np.items()}
+    ids_tf = {k: tf.constant(v) for k, v in ids.items()}
+    names, id_names = sorted(raw_tf), sorted(ids_tf)  # tf.nest's order of a dict's values
+    one_raw = [{k: v[i : i + 1] for k, v in raw_tf.items()} for i in range(BATCH)]
+    one_ids = [{k: v[i : i + 1] for k, v in ids_tf.items()} for i in range(BATCH)]
+    one_ids_np = [{k: v[i : i + 1] for k, v in ids.items()} for i in range(BATCH)]
 
-    # warm up every path (tracing, first-call allocations)
-    for _ in range(3):
-        signature(**one_raw[0])
-        signature(**raw_t)
-        model.predict(one_ids[0], verbose=0)
-        model.predict_on_batch(one_ids[0])
-        model.predict(ids, batch_size=1024, verbose=0)
-        model.predict_on_batch(ids)
-
-    lat = {"savedmodel": [], "keras predict": [], "keras predict_on_batch": []}
-    for _ in range(3):  # interleave rounds
-        lat["savedmodel"].append(
-            _timed(lambda i: signature(**one_raw[i % 1024]), args.requests // 3)
-        )
-        lat["keras predict"].append(
-            _timed(lambda i: model.predict(one_ids[i % 1024], verbose=0), args.requests // 3)
-        )
-        lat["keras predict_on_batch"].append(
-            _timed(lambda i: model.predict_on_batch(one_ids[i % 1024]), args.requests // 3)
-        )
-    thr = {"savedmodel": [], "keras predict": [], "keras predict_on_batch": []}
-    for _ in range(2):
-        thr["savedmodel"].append(_timed(lambda i: signature(**raw_t), args.batches // 2))
-        thr["keras predict"].append(
-            _timed(lambda i: model.predict(ids, batch_size=1024, verbose=0), args.batches // 2)
-        )
-        thr["keras predict_on_batch"].append(
-            _timed(lambda i: model.predict_on_batch(ids), args.batches // 2)
-        )
-
-    lines = [
-        "## In-process serving speed (`python benchmarks/serving_bench.py`)",
-        "",
-        f"Run `{run_dir}` ({len(manifest.fields)} fields), CPU, {os.cpu_count()} cores. "
-        "`savedmodel` is the exported `serving_default` fed raw values (vocabulary lookups "
-        "in the graph); the Keras paths get the encoded ids of the same test rows. Paths "
-        "interleaved in one process.",
-        "",
-        "| path | p50 ms (batch 1) | p99 ms (batch 1) | rows/s (batch 1024) |",
-        "|---|---|---|---|",
-    ]
-    stats = {}
-    for name in lat:
-        t1 = np.concatenate(lat[name]) * 1e3
-        tb = np.concatenate(thr[name])
-        stats[name] = (np.percentile(t1, 50), np.percentile(t1, 99), 1024 / np.median(tb))
-        lines.append(
-            f"| {name} | {stats[name][0]:.2f} | {stats[name][1]:.2f} | {stats[name][2]:,.0f} |"
-        )
-    lines.append("")
-    sm = stats["savedmodel"]
-    for name in ("keras predict", "keras predict_on_batch"):
-        k = stats[name]
-        lines.append(
-            f"- SavedModel vs {name}: p50 latency {sm[0] / k[0]:.2f}x, p99 "
-            f"{sm[1] / k[1]:.2f}x, throughput {sm[2] / k[2]:.2f}x."
-        )
-    print(
-        replace_section(
-            REPO / "benchmarks" / "results" / "serving.md",
-            "serving",
-            "\n".join(lines),
-            title="# Serving results",
-        )
+    model = keras.saving.load_model(run_dir / "model.keras")
+    keras_ctr = np.asarray(model.predict_on_batch(ids)["ctr"]).reshape(-1)
+    model_fn = tf.function(lambda x: model(x, training=False)["ctr"]).get_concrete_function(
+        {k: tf.TensorSpec([None, *v.shape[1:]], v.dtype, name=k) for k, v in ids_tf.items()}
     )
+    model_flat = flat_call(model_fn, id_names)
+    paths: dict[str, tuple] = {}  # name -> (batch-1 call, batch-1024 call)
+    predictions = {}
+    for lookup in LOOKUPS:
+        name = f"{run_dir.name}-{lookup}"
+        version = export_run(run_dir, tmp / "models", model_name=name, lookup=lookup)
+        signature = tf.saved_model.load(str(version)).signatures[SERVING_SIGNATURE]
+        flat = flat_call(signature, names)
+        predictions[lookup] = signature(**raw_tf)[OUTPUT_NAME].numpy()
+        np.testing.assert_array_equal(flat(raw_tf)[OUTPUT_NAME].numpy(), predictions[lookup])
+        np.testing.assert_array_equal(session_predict(version, raw_np), predictions[lookup])
+        paths[f"savedmodel {lookup}"] = (
+            lambda i, f=flat: f(one_raw[i % BATCH]),
+            lambda f=flat: f(raw_tf),
+        )
+        paths[f"savedmodel {lookup}, keyword call"] = (
+            lambda i, s=signature: s(**one_raw[i % BATCH]),
+            lambda s=signature: s(**raw_tf),
+        )
+    paths["model alone (ids)"] = (
+        lambda i: model_flat(one_ids[i % BATCH]),
+        lambda: model_flat(ids_tf),
+    )
+    paths["keras predict_on_batch (ids)"] = (
+        lambda i: model.predict_on_batch(one_ids_np[i % BATCH]),
+        lambda: model.predict_on_batch(ids),
+    )
+
+    rng = np.random.default_rng(seed)
+    order = list(paths)
+    for i in range(10):  # warm up every path (tracing, first-call allocations)
+        for one, large in paths.values():
+            one(i)
+            if i < 3:
+                large()
+    single = {name: np.empty(requests) for name in paths}
+    large = {name: np.empty(batches) for name in paths}
+    for i in range(requests):
+        for name in rng.permutation(order):
+            start = time.perf_counter()
+            paths[name][0](i)
+            single[name][i] = time.perf_counter() - start
+    for i in range(batches):
+        for name in rng.permutation(order):
+            start = time.perf_counter()
+            paths[name][1]()
+            large[name][i] = time.perf_counter() - start
+    stats = {
+        name: {
+            "p50": float(np.percentile(single[name] * 1e3, 50)),
+            "p99": float(np.percentile(single[name] * 1e3, 99)),
+            "rows_s": BATCH / float(np.median(large[name])),
+        }
+        for name in paths
+    }
+    return {
+        "run_dir": str(run_dir),
+        "fields": len(manifest.fields),
+        "identical": bool(np.array_equal(predictions["fused"], predictions["per_field"])),
+        "max_vs_keras": float(np.max(np.abs(predictions["fused"] - keras_ctr))),
+        "stats": stats,
+    }
+
+
+def section(results: dict, command: str, requests: int, batches: int) -> str:
+    load = os.getloadavg()
+    lines = [
+        f"## In-process serving speed (`{command}`)",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on CPU, {os.cpu_count()} cores, load "
+        f"average {load[0]:.1f} at the end. Each dataset: a 1-epoch TF4CTR run (reference "
+        "configuration; Criteo on the main job's generated data) and its first 1024 test "
+        f"rows; batch 1: {requests} single-row requests, batch {BATCH}: the median of "
+        f"{batches} calls, every request sent to every path in a fresh random order. "
+        "`savedmodel` is the exported `serving_default` (`tf.saved_model.load`) fed raw values "
+        "(lookups in the graph) on its flat inputs, what a server pays; `keyword call` the same "
+        "called as `signature(**inputs)`, which adds Python's binding of each argument. "
+        "`fused` is what `python -m export` writes (one table for all fields, each step once "
+        "over the stacked fields); `per_field` the graph exported before (a table and a chain "
+        "of ops per field). `model alone` and Keras get the encoded ids of the same rows: the "
+        "model without lookups, the floor for the serving graph.",
+    ]
+    for dataset, r in results.items():
+        s = r["stats"]
+        lines += [
+            "",
+            f"### {dataset} ({r['fields']} fields; run `{r['run_dir']}`)",
+            "",
+            "| path | p50 ms (batch 1) | p99 ms (batch 1) | rows/s (batch 1024) |",
+            "|---|---|---|---|",
+        ]
+        for name, v in s.items():
+            lines.append(f"| {name} | {v['p50']:.2f} | {v['p99']:.2f} | {v['rows_s']:,.0f} |")
+        lines.append("")
+        for via in ("", ", keyword call"):
+            new, old = s[f"savedmodel fused{via}"], s[f"savedmodel per_field{via}"]
+            lines.append(
+                f"- fused vs per_field{via}: p50 {new['p50'] / old['p50']:.2f}x, p99 "
+                f"{new['p99'] / old['p99']:.2f}x, throughput {new['rows_s'] / old['rows_s']:.2f}x."
+            )
+        floor, new, old = s["model alone (ids)"], s["savedmodel fused"], s["savedmodel per_field"]
+        lines.append(
+            f"- The model alone: p50 {floor['p50']:.2f} ms, {floor['rows_s']:,.0f} rows/s at batch "
+            f"{BATCH}, {floor['rows_s'] / old['rows_s']:.2f}x per_field's throughput (the most "
+            f"a lookup change can give); the lookups add {new['p50'] - floor['p50']:.2f} ms "
+            f"(fused) and {old['p50'] - floor['p50']:.2f} ms (per_field) to a batch-1 p50."
+        )
+        lines.append(
+            f"- Predictions: fused and per_field {'bit-identical' if r['identical'] else 'DIFFER'} "
+            f"on the {BATCH} rows, and equal through a TF1 session (TF Serving's loader); largest "
+            f"|savedmodel - Keras on ids| {r['max_vs_keras']:.1e}."
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frappe-run", help="a finished Frappe run (default: train one, 1 epoch)")
+    p.add_argument("--criteo-run", help="a finished Criteo run (default: train one, 1 epoch)")
+    p.add_argument("--criteo-rows", type=int, default=200_000, help="generated rows to train on")
+    p.add_argument(
+        "--datasets", nargs="+", default=["frappe", "criteo"], choices=["frappe", "criteo"]
+    )
+    p.add_argument("--requests", type=int, default=2000, help="batch-1 requests per path")
+    p.add_argument("--batches", type=int, default=40, help="batch-1024 calls per path")
+    p.add_argument("--no-write", action="store_true", help="print, do not write the results file")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    given = {"frappe": args.frappe_run, "criteo": args.criteo_run}
+    results = {}
+    for dataset in args.datasets:
+        run_dir = (
+            Path(given[dataset]) if given[dataset] else train_run(dataset, tmp, args.criteo_rows)
+        )
+        results[dataset.capitalize()] = measure(run_dir, tmp, args.requests, args.batches)
+        if not results[dataset.capitalize()]["identical"]:
+            raise SystemExit(f"{dataset}: the fused and per-field exports predict differently")
+    command = "python benchmarks/serving_bench.py " + " ".join(sys.argv[1:])
+    text = section(results, command.strip(), args.requests, args.batches)
+    if args.no_write:
+        print(text)
+        return
+    print(replace_section(RESULTS, "serving", text, title="# Serving results"))
 
 
 if __name__ == "__main__":

@@ -229,12 +229,16 @@ def export_run(
     model_base_path: str | Path,
     model_name: str | None = None,
     version: int | None = None,
+    *,
+    lookup: str = "fused",
 ) -> Path:
     """Writes ``model_base_path/model_name/version/`` atomically and returns its path.
 
     Without ``version``: the next integer, unless the newest version already holds this run
     (:func:`holds_run`), which is returned as it is, so running the same export again never
     stacks a copy. An explicit ``version`` that exists is refused (versions are immutable).
+    ``lookup`` is :class:`RawFeatureServer`'s (``"per_field"`` builds the earlier, slower graph
+    with the same ids, for ``benchmarks/serving_bench.py``'s comparison).
     """
     run_dir = Path(run_dir)
     if model_name is not None:
@@ -254,7 +258,9 @@ def export_run(
             if newest.name != "0" and holds_run(newest, run_dir, metrics):
                 log.info("%s already holds this run's export; nothing to do", newest)
                 return newest
-        return _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version)
+        return _export_version(
+            run_dir, model, manifest, metrics, model_name, model_dir, version, lookup
+        )
 
 
 def holds_run(version_dir: Path, run_dir: Path, metrics: dict) -> bool:
@@ -269,7 +275,9 @@ def holds_run(version_dir: Path, run_dir: Path, metrics: dict) -> bool:
     return same_metrics and config == RunDir(run_dir).config_path.read_bytes()
 
 
-def _export_version(run_dir, model, manifest, metrics, model_name, model_dir, version) -> Path:
+def _export_version(
+    run_dir, model, manifest, metrics, model_name, model_dir, version, lookup="fused"
+) -> Path:
     version = version if version is not None else next_version(model_dir)
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"`version` must be a positive int. Received: {version!r}")
@@ -280,7 +288,7 @@ def _export_version(run_dir, model, manifest, metrics, model_name, model_dir, ve
         )
     # the version appears whole or not at all (TF Serving ignores the non-integer temp name)
     with atomic_directory(final) as tmp:
-        server = RawFeatureServer(model, manifest)
+        server = RawFeatureServer(model, manifest, lookup=lookup)
         tf.saved_model.save(server, str(tmp), signatures=server.signatures())
         extra = tmp / "assets.extra"
         extra.mkdir()

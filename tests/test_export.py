@@ -38,7 +38,7 @@ def test_layout_is_a_versioned_tf_serving_directory(frappe_export):
         "saved_model.pb",
         "variables",
         "fingerprint.pb",
-        "assets/user.txt",
+        "assets/vocabularies.txt",  # every field's vocabulary, one table (serving_module)
         f"assets.extra/{WARMUP_FILE}",
         "assets.extra/manifest.json",
         "assets.extra/config.yaml",

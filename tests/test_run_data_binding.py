@@ -50,7 +50,13 @@ def test_changed_data_is_refused_and_export_keeps_the_runs_own_vocabularies(tmp_
     version = next((out).glob("*/1"))
     extra = json.loads((version / "assets.extra" / "manifest.json").read_text())
     assert extra["fingerprint"] == first.fingerprint
-    assert (version / "assets" / "C1.txt").read_text().splitlines() == c1_vocab
+    from export.serving_module import KEY_SEPARATOR, VOCABULARY_ASSET
+
+    # the one vocabulary asset: each line "<field index>\x1f<token>", vocabulary fields in order
+    index = [f.name for f in first.fields if f.vocab_file and not f.hash_buckets].index("C1")
+    prefix = f"{index}{KEY_SEPARATOR}"
+    lines = (version / "assets" / VOCABULARY_ASSET).read_text(encoding="utf-8").split("\n")
+    assert [line[len(prefix) :] for line in lines if line.startswith(prefix)] == c1_vocab
 
     # a run whose copy does not match its recorded fingerprint is refused by export
     metrics = run.read_metrics()
