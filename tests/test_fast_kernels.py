@@ -167,3 +167,33 @@ def test_mlp_block_uses_the_fast_layers_and_loads_into_a_stock_structure(dropout
     stock = keras.layers.BatchNormalization()
     stock.build((None, 4))
     assert [w.name for w in block.norm_layers[0].weights] == [w.name for w in stock.weights]
+
+
+def test_weights_saved_with_the_stock_layers_load(tmp_path):
+    """Keras' saving names a listed layer by its class name; a block written by the stock
+    BatchNormalization/Dropout (the code before the fast kernels) loads into today's."""
+    import tf4ctr_keras.layers.mlp_block as mlp_block
+
+    x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
+
+    def model():
+        inputs = keras.Input((5,))
+        return keras.Model(inputs, MLPBlock([4, 3], dropout=0.2, seed=1)(inputs))
+
+    saved = tmp_path / "stock.weights.h5"
+    patched = (mlp_block.TowerBatchNormalization, mlp_block.TowerDropout)
+    mlp_block.TowerBatchNormalization = keras.layers.BatchNormalization
+    mlp_block.TowerDropout = keras.layers.Dropout
+    try:
+        stock = model()
+        stock(x, training=True)  # moves the moving statistics and the seed state
+        stock.save_weights(saved)
+    finally:
+        mlp_block.TowerBatchNormalization, mlp_block.TowerDropout = patched
+    ours = model()
+    ours.load_weights(saved)
+    for a, b in zip(stock.weights, ours.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(
+        np.asarray(ours(x, training=False)), np.asarray(stock(x, training=False)), atol=1e-5
+    )

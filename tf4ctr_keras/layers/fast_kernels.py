@@ -49,8 +49,11 @@ def _tensorflow():
     return tf
 
 
+# The classes keep Keras' class names on purpose: Keras' saving addresses a layer in a list by
+# its class name in snake case (``batch_normalization``, ``dropout``), so the same names keep
+# every ``model.keras``, weights file and checkpoint written with the stock layers loadable.
 @register
-class TowerBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed by TensorFlow's fused kernel for
     ``(batch, units)`` inputs (module docstring: why, and the moving-variance convention).
 
@@ -101,7 +104,7 @@ class TowerBatchNormalization(keras.layers.BatchNormalization):
 
 
 @register
-class TowerDropout(keras.layers.Dropout):
+class Dropout(keras.layers.Dropout):
     """``keras.layers.Dropout`` whose keep mask takes 16 random bits per element (module
     docstring: why, and the rate rounding). Same arguments, seed generator and config as the
     Keras layer; a ``noise_shape`` or another backend uses the Keras layer's own code."""
@@ -128,3 +131,8 @@ class TowerDropout(keras.layers.Dropout):
     def applied_rate(self) -> float:
         """The rate the fast path applies: ``round(rate * 2**16) / 2**16``."""
         return min(round(self.rate * _LEVELS), _LEVELS - 1) / _LEVELS
+
+
+# the names the rest of the library uses
+TowerBatchNormalization = BatchNormalization
+TowerDropout = Dropout
