@@ -113,7 +113,7 @@ class Dropout(keras.layers.Dropout):
         tf = _tensorflow()
         if not training or self.rate <= 0 or tf is None or self.noise_shape is not None:
             return super().call(inputs, training=training)
-        threshold = min(round(self.rate * _LEVELS), _LEVELS - 1)
+        threshold = self._threshold()
         if threshold == 0:
             return inputs
         seed = self.seed_generator.next()
@@ -130,7 +130,11 @@ class Dropout(keras.layers.Dropout):
 
     def applied_rate(self) -> float:
         """The rate the fast path applies: ``round(rate * 2**16) / 2**16``."""
-        return min(round(self.rate * _LEVELS), _LEVELS - 1) / _LEVELS
+        return self._threshold() / _LEVELS
+
+    def _threshold(self) -> int:
+        """The 16-bit value below which an element is dropped: ``round(rate * 2**16)``."""
+        return min(round(self.rate * _LEVELS), _LEVELS - 1)
 
 
 # the names the rest of the library uses
