@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import resource
 import statistics
@@ -53,6 +54,8 @@ RESULTS = REPO / "benchmarks" / "results" / "vs_authors.md"
 RAW = REPO / "benchmarks" / "results" / "vs_authors.json"
 # our model name -> the authors' model of the same architecture and configuration
 PEER_MODELS = {"tf4ctr": "TF4CTRv2", "dnn": "DNN"}
+# the seed of the reference configuration; full runs use SEED + pair index
+SEED = 2023
 
 log = logging.getLogger("benchmarks.vs_authors")
 
@@ -87,7 +90,7 @@ def prepared_frappe(data_dir: Path) -> Path:
     return Path(prepare("frappe", str(DATA), data_dir))
 
 
-def run_ours(model: str, epochs: int | None, data_dir: Path) -> dict:
+def run_ours(model: str, epochs: int | None, data_dir: Path, seed: int = SEED) -> dict:
     """One run of our CLI in a fresh run directory."""
     with tempfile.TemporaryDirectory(prefix="vs-authors-") as tmp:
         run = RunDir(Path(tmp) / "run")
@@ -103,6 +106,8 @@ def run_ours(model: str, epochs: int | None, data_dir: Path) -> dict:
             str(data_dir),
             "--model",
             model,
+            "--seed",
+            str(seed),
             "--run-dir",
             str(run.path),
             "--quiet",
@@ -149,8 +154,8 @@ def parse_peer(stdout: str) -> dict:
     }
 
 
-def run_peer(model: str, epochs: int | None) -> dict:
-    cmd = [sys.executable, str(PEER), "--model", PEER_MODELS[model]]
+def run_peer(model: str, epochs: int | None, seed: int = SEED) -> dict:
+    cmd = [sys.executable, str(PEER), "--model", PEER_MODELS[model], "--seed", str(seed)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
     stdout, wall, cpu = _timed(cmd, REPO)
@@ -314,15 +319,41 @@ def _targets(raw: dict) -> list[str]:
         )
     full = raw.get("full", {}).get("tf4ctr", [])
     if full:
-        same = all(p["ours"]["test_auc"] >= p["theirs"]["test_auc"] for p in full)
-        aucs = ", ".join(
-            "{:.6f} vs {:.6f}".format(p["ours"]["test_auc"], p["theirs"]["test_auc"]) for p in full
+        verdict = auc_verdict(
+            [p["ours"]["test_auc"] for p in full], [p["theirs"]["test_auc"] for p in full]
         )
         lines.append(
-            f"| to early stopping | tf4ctr | test AUC, ours vs theirs | same or better | {aucs} "
-            f"| {'yes' if same else '**no**'} |"
+            f"| to early stopping | tf4ctr | test AUC over seeds "
+            f"{', '.join(str(p.get('seed', SEED)) for p in full)}, ours vs theirs | same or "
+            f"better | {verdict['text']} | {'yes' if verdict['met'] else '**no**'} |"
         )
     return lines
+
+
+def auc_verdict(ours: list[float], theirs: list[float]) -> dict:
+    """Whether our test AUC is the same as theirs or better: our mean is at least theirs, or
+    below it by less than the standard error of the difference of the means (the seeds'
+    noise, ``sqrt(s_ours^2 / n + s_theirs^2 / n)``); one seed a side has no noise estimate and
+    must be at least theirs."""
+    mean_o, mean_t = statistics.fmean(ours), statistics.fmean(theirs)
+    if len(ours) > 1 and len(theirs) > 1:
+        se = math.sqrt(
+            statistics.variance(ours) / len(ours) + statistics.variance(theirs) / len(theirs)
+        )
+    else:
+        se = 0.0
+    diff = mean_o - mean_t
+    met = diff >= -se
+    spread = (
+        f" ± {statistics.stdev(ours):.6f} vs {mean_t:.6f} ± {statistics.stdev(theirs):.6f}"
+        if len(ours) > 1 and len(theirs) > 1
+        else f" vs {mean_t:.6f}"
+    )
+    text = (
+        f"{mean_o:.6f}{spread} (mean ± sd, n={len(ours)}); difference {diff:+.6f}, standard "
+        f"error {se:.6f}"
+    )
+    return {"met": met, "diff": diff, "se": se, "text": text}
 
 
 def _machine(raw: dict) -> list[str]:
@@ -366,7 +397,8 @@ def render(raw: dict) -> str:
         "",
         f"Measured {raw['date']} on this machine ({raw['cpus']} CPU cores), command "
         f"`{raw['command']}`. Frappe (official splits, `../shared/data/frappe`), reference "
-        "configuration on both sides, seed 2023; ours `python -m pipelines.train`, theirs "
+        "configuration on both sides, seed 2023 (full runs: 2023 + the pair's index, on both "
+        "sides); ours `python -m pipelines.train`, theirs "
         "`../shared/peers/authors-tf4ctr/run.py` (their TF4CTRv2 / FuxiCTR DNN, their own "
         "loop, CPU). Each pair runs both processes one after the other, the order alternating; "
         "every ratio is ours / theirs within a pair (below 1: ours is faster).",
@@ -385,7 +417,7 @@ def render(raw: dict) -> str:
         lines.append("")
         for i, p in enumerate(runs):
             lines.append(
-                f"Pair {i + 1}: test AUC ours {p['ours']['test_auc']:.6f} (best epoch "
+                f"Pair {i + 1} (seed {p.get('seed', SEED)}): test AUC ours {p['ours']['test_auc']:.6f} (best epoch "
                 f"{p['ours']['best_epoch']} of {len(p['ours']['train_s'])}), theirs "
                 f"{p['theirs']['test_auc']:.6f} (best epoch {p['theirs']['best_epoch']} of "
                 f"{len(p['theirs']['train_s'])})."
@@ -394,18 +426,23 @@ def render(raw: dict) -> str:
     return "\n".join(lines)
 
 
-def measure(model: str, pairs: int, epochs: int | None, data_dir: Path) -> list[dict]:
-    """``pairs`` pairs of runs of ``model``, ours first in odd pairs, theirs first in even."""
+def measure(
+    model: str, pairs: int, epochs: int | None, data_dir: Path, vary_seed: bool = False
+) -> list[dict]:
+    """``pairs`` pairs of runs of ``model``, ours first in odd pairs, theirs first in even;
+    both sides of a pair use one seed: 2023, or with ``vary_seed`` 2023 + the pair's index
+    (full runs: a test AUC is then compared over seeds, not one seed repeated)."""
     out = []
     for i in range(pairs):
         order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
-        pair = {}
+        seed = SEED + i if vary_seed else SEED
+        pair = {"seed": seed}
         for side in order:
-            log.info("%s pair %d: %s", model, i + 1, side)
+            log.info("%s pair %d (seed %d): %s", model, i + 1, seed, side)
             if side == "ours":
-                pair[side] = run_ours(model, epochs, data_dir)
+                pair[side] = run_ours(model, epochs, data_dir, seed)
             else:
-                pair[side] = run_peer(model, epochs)
+                pair[side] = run_peer(model, epochs, seed)
         out.append(pair)
     return out
 
@@ -439,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
             "short": {m: measure(m, args.pairs, args.epochs, data_dir) for m in args.models},
         }
         if args.full_pairs:
-            raw["full"] = {"tf4ctr": measure("tf4ctr", args.full_pairs, None, data_dir)}
+            raw["full"] = {
+                "tf4ctr": measure("tf4ctr", args.full_pairs, None, data_dir, vary_seed=True)
+            }
         rates_end = matmul_rates(all_shapes)
         rows = load_manifest(dataset_dir).splits["train"].rows
         raw["machine"] = {

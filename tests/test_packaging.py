@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -254,3 +255,46 @@ def test_tune_refuses_an_unknown_dataset_and_a_missing_one(caplog):
     assert "Unknown dataset `avazu`. Bundled datasets: criteo, frappe" in caplog.text
     assert main([]) == 2
     assert "No dataset given: pass --dataset NAME, --schema PATH" in caplog.text
+
+
+STARTUP_PROBE = """
+import json, sys
+import pandas  # imported before: left as it is
+from pipelines.training.startup import KERAS_EXTRAS, keras_without_extras
+with keras_without_extras():
+    import tf4ctr_keras
+during = sorted(m for m in ("sklearn", "matplotlib", "IPython") if m in sys.modules)
+blocked = [m for m in KERAS_EXTRAS if sys.modules.get(m, 0) is None]
+import keras
+import matplotlib.pyplot  # the process can still import every package itself
+from keras.src.trainers.data_adapters import array_slicing
+from keras.src.wrappers import fixes
+print(json.dumps({
+    "during": during, "blocked": blocked, "pandas_kept": array_slicing.pandas is pandas,
+    "sklearn_off": fixes.sklearn is None, "matplotlib": "matplotlib" in sys.modules,
+    "sum": float(keras.ops.sum(keras.ops.ones((2, 3)))),
+}))
+"""
+
+
+def test_the_training_process_imports_keras_without_its_unused_integrations():
+    """``pipelines.training.startup``: sklearn, matplotlib and IPython stay out of Keras'
+    import (about 2.5 s of start-up), a package imported before is kept, and afterwards the
+    process imports them normally."""
+    out = subprocess.run(
+        [sys.executable, "-c", STARTUP_PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {
+        "during": [],
+        "blocked": [],
+        "pandas_kept": True,
+        "sklearn_off": True,
+        "matplotlib": True,
+        "sum": 6.0,
+    }

@@ -237,3 +237,36 @@ def test_a_directory_killed_while_being_replaced_is_put_back(tmp_path):
         (tmp / "manifest.json").write_text('{"new": 1}')
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     assert (tmp_path / "data" / "manifest.json").read_text() == '{"new": 1}'
+
+
+def test_the_final_metrics_reuse_the_best_epochs_predictions_and_equal_a_fresh_pass(tmp_path):
+    import tensorflow as tf
+
+    from pipelines.training.evaluation import SplitEvaluator
+
+    model, x, y = _model_and_data()
+    valid_data = tf.data.Dataset.from_tensor_slices(
+        ({k: v[:40] for k, v in x.items()}, y["ctr"][:40])
+    ).batch(16)
+    valid = SplitEvaluator(valid_data)
+    calls = []
+    predict = valid.predict
+    valid.predict = lambda m, callbacks=None: calls.append(1) or predict(m, callbacks)
+    schedule = ReferenceSchedule(valid, monitor="auc", patience=2, checkpoint_dir=tmp_path)
+    model.fit(x, y, batch_size=16, epochs=6, verbose=0, callbacks=[schedule])
+    epochs = len(schedule.history)
+    assert len(calls) == epochs and schedule.best_predictions is not None
+    # after the restore the model is the best epoch's: a fresh pass gives the same numbers
+    fresh = predict(model)
+    np.testing.assert_array_equal(schedule.best_predictions, fresh)
+    best = schedule.history[schedule.best_epoch - 1]
+    reused, calibration = valid.with_calibration(model, schedule.best_predictions)
+    assert len(calls) == epochs  # no forward pass for the final metrics
+    assert reused["auc"] == best["val_auc"]
+    assert (reused, calibration) == valid.with_calibration(model)
+    with pytest.raises(ValueError, match="Got 3 predictions for 40 labels"):
+        valid.with_calibration(model, fresh[:3])
+    # a resumed schedule has not seen the best epoch's predictions: finish_run predicts again
+    resumed = ReferenceSchedule(valid, monitor="auc", checkpoint_dir=tmp_path)
+    resumed.restore(model)
+    assert resumed.best_epoch == schedule.best_epoch and resumed.best_predictions is None

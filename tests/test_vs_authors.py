@@ -10,6 +10,7 @@ import pytest
 from benchmarks.vs_authors import (
     FULL_METRICS,
     METRICS,
+    auc_verdict,
     machine_fraction,
     parse_peer,
     render,
@@ -146,3 +147,20 @@ def test_the_report_says_which_targets_are_met():
     )
     assert "| 10 x 4 x 5 | 2 | 1 |" in text
     assert "| tf4ctr | 0.700 | 5.00 | 140 | 200 | 70% | >= 60% | yes |" in text
+
+
+def test_the_auc_target_compares_means_over_seeds_within_their_noise():
+    # ours 0.987, 0.988, 0.989: mean 0.988, variance 1e-6; theirs 0.9884 +- 0.0002 (variance 4e-8)
+    ours, theirs = [0.987, 0.988, 0.989], [0.9882, 0.9884, 0.9886]
+    v = auc_verdict(ours, theirs)
+    # standard error sqrt(1e-6 / 3 + 4e-8 / 3) = sqrt(3.4667e-7) = 5.888e-4 > the 4e-4 gap
+    assert v["diff"] == pytest.approx(-4e-4)
+    assert v["se"] == pytest.approx((1.04e-6 / 3) ** 0.5)
+    assert v["met"]
+    assert "0.988000 ± 0.001000 vs 0.988400 ± 0.000200 (mean ± sd, n=3)" in v["text"]
+    # the same gap with a tenth of the noise is a shortfall
+    tight = auc_verdict([0.9879, 0.9880, 0.9881], theirs)
+    assert tight["se"] == pytest.approx((1e-8 / 3 + 4e-8 / 3) ** 0.5) and not tight["met"]
+    # one seed a side: no noise estimate, ours must be at least theirs
+    assert not auc_verdict([0.98726], [0.98745])["met"]
+    assert auc_verdict([0.98745], [0.98745])["met"]

@@ -193,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipelines.training.config import ConfigError
+    from pipelines.training.startup import keras_without_extras
+
+    with keras_without_extras():  # about 2.5 s less start-up (see its docstring)
+        from pipelines.training.config import ConfigError
     from pipelines.training.rundir import RunDir, default_run_dir
 
     try:

@@ -108,7 +108,10 @@ def finish_run(
     ``write`` also saves ``model.keras``, ``history.json`` and ``metrics.json`` (written beside
     and renamed) in ``run_dir``. ``extra`` adds keys to the metrics."""
     t = config.train
-    valid_metrics, valid_calibration = valid.with_calibration(model)
+    # the best epoch's predictions are the restored weights' (none after a resume past it)
+    valid_metrics, valid_calibration = valid.with_calibration(
+        model, getattr(schedule, "best_predictions", None)
+    )
     test = SplitEvaluator(
         make_dataset(dataset_dir, "test", t.eval_batch_size, with_group=True),
         valid.group_key,

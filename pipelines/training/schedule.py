@@ -142,6 +142,8 @@ class ReferenceSchedule(keras.callbacks.Callback):
         self.wait = 0
         self.history: list[dict] = []
         self._best_weights = None
+        # valid predictions of the best epoch when it ran in this process, else None
+        self.best_predictions = None
         self._epoch_start = 0.0
         self._last_checkpoint: Path | None = None  # the newest committed checkpoint directory
 
@@ -249,6 +251,9 @@ class ReferenceSchedule(keras.callbacks.Callback):
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch, self.wait = score, epoch + 1, 0
             self._best_weights = [np.array(v) for v in self.model.weights]
+            # the evaluator's predictions with these weights (a SplitEvaluator keeps them):
+            # the final metrics reuse them after the restore
+            self.best_predictions = getattr(self.evaluate, "last_predictions", None)
             verdict = "improved"
         else:
             self.wait += 1
