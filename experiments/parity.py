@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import replace_section
-from experiments import REPO, RESULTS
+from experiments import REPO, RESULTS, calibration
 from experiments.runs import seeds as first_seeds
 from experiments.tables import AUTHORS, NAMES, PAPER_T4, PROPOSED, TABLE4, TABLE6
 from pipelines.training.rundir import RunDir
@@ -189,6 +189,7 @@ def section(results: dict[str, list[dict]], seeds: list[int], config: dict | Non
             "",
             f"{NAMES[PROPOSED]} − {NAMES[twin]} test AUC: {t - d:+.6f}{gap}.",
         ]
+    lines += calibration_lines(results)
     loads = [r["load_average"] for runs in results.values() for r in runs if "load_average" in r]
     load = f", load average {min(loads):.0f}-{max(loads):.0f}" if loads else ""
     lines += [
@@ -198,6 +199,59 @@ def section(results: dict[str, list[dict]], seeds: list[int], config: dict | Non
         "measures speed alone, TF4CTR and DNN interleaved.",
     ]
     return "\n".join(lines)
+
+
+RELIABILITY_PNG = f"{DATASET}-reliability.png"
+
+
+def calibration_lines(results: dict[str, list[dict]]) -> list[str]:
+    """The calibration of each model's test predictions over its seeds, the reliability
+    diagram (``RELIABILITY_PNG``) and, against the proposed model, the differences of the means
+    with their standard error; computed from the runs' ``metrics.json``."""
+    have = {m: runs for m, runs in results.items() if calibration.recorded(runs)}
+    if not have:
+        return []
+    lines = [
+        "",
+        "### Calibration of the test predictions",
+        "",
+        f"![reliability diagram]({RELIABILITY_PNG})",
+        "",
+        "Calibration ratio = mean prediction / observed click rate (1 is calibrated; above 1 "
+        "over-predicts clicks) and expected calibration error over 15 equal-width bins, per "
+        "seed, mean ± sample standard deviation; the diagram pools each model's seeds (bins "
+        "of all their predictions together). A difference is called beyond the seed noise "
+        "when it exceeds twice its standard error.",
+        "",
+        "| model | loss | calibration ratio | ECE | valid ECE |",
+        "|---|---|---|---|---|",
+    ]
+    for model, runs in have.items():
+        test = calibration.summary(runs)
+        valid = calibration.summary(runs, "valid")
+        lines.append(
+            f"| {model} | {runs[0]['loss']} | {calibration.stat(test['ratio'])} | "
+            f"{calibration.stat(test['ece'])} | "
+            f"{calibration.stat(valid['ece']) if valid else '-'} |"
+        )
+    if PROPOSED in have:
+        ours = calibration.summary(have[PROPOSED])
+        lines += [
+            "",
+            f"{NAMES[PROPOSED]} (TF loss) minus each model trained with log loss (the models "
+            "also differ in structure; the reproduction's Table II calibration compares the "
+            "losses on one structure):",
+            "",
+        ]
+        for model, runs in have.items():
+            if model == PROPOSED:
+                continue
+            other = calibration.summary(runs)
+            lines.append(
+                f"- {model}: ECE {calibration.difference_text(ours['ece'], other['ece'])}, "
+                f"ratio {calibration.difference_text(ours['ratio'], other['ratio'])}."
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,6 +265,13 @@ def main(argv: list[str] | None = None) -> None:
         for model in args.models:
             results[model].append(run(model, seed, Path(args.runs)))
     config = run_dir(args.models[0], args.seeds[0], Path(args.runs)).read_config()
+    curves = {m: runs for m, runs in results.items() if calibration.recorded(runs)}
+    if curves:
+        calibration.plot_reliability(
+            curves,
+            RESULTS / RELIABILITY_PNG,
+            f"Frappe test, {', '.join(curves)}: seeds {', '.join(map(str, args.seeds))}",
+        )
     log.info("%s", replace_section(RESULTS_FILE, "parity", section(results, args.seeds, config)))
 
 

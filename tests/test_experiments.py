@@ -259,7 +259,9 @@ def test_report_from_hand_made_runs(study, tmp_path):
     assert "not run: `python -m experiments.reproduce --dataset frappe --tables 6`" in text
     missing = re.search(r"(\d+) cell\(s\) are not run yet", text)
     assert missing and int(missing.group(1)) > 10
-    assert "TF loss +0.250 (paper +0.18). Differences below 0.05 points are within single-" in text
+    # the noise is computed: Table IV's DualMLP (its cell is Table II's DualMLP + log loss) has
+    # seeds 0.980, 0.982, sd 0.1414 points; sqrt(2) x 0.1414 = 0.2
+    assert "TF loss +0.250 (paper +0.18). Differences below 0.2 points are within single-" in text
     assert "(no per-model tuning), with 1-2 seeds per cell." in text  # no test with n = 1
     _fake_run(study, t2[("dualmlp", "tf")], 2024, 0.9837)  # a second seed: a t-test
     reporting.write_report(study, path, args)
@@ -870,3 +872,52 @@ def test_committed_report_is_regenerated_from_the_archive(tmp_path):
     assert path.read_text() == committed
     for png in ("frappe-fig10-difficulty.png", "frappe-fig5-logit-grad-norms.png"):
         assert (tmp_path / png).read_bytes() == (_EXPERIMENTS / "results" / png).read_bytes()
+
+
+# -- computed caveats and Table II calibration (issue 17) ---------------------------------------
+def _calibrated(ratio, ece):
+    return {"test": {"ratio": ratio, "ece": ece, "bins": {}}}
+
+
+def test_caveats_compute_the_seed_noise_the_seed_counts_and_the_vintages(study):
+    t4 = tables.table4_specs()
+    for seed, (ours, theirs) in zip(
+        (2023, 2024, 2025), ((0.9870, 0.9850), (0.9874, 0.9856), (0.9878, 0.9853)), strict=True
+    ):
+        _fake_run(study, t4["tf4ctr"], seed, ours, calibration=_calibrated(0.98, 0.015))
+        _fake_run(study, t4["dualmlp"], seed, theirs)  # an older run: no calibration
+    _fake_run(study, t4["dnn"], 2023, 0.9850)
+    report = reporting.Report(study, study.index())
+    t4_data = report.table4_data()
+    text = report.caveats(t4_data, None)
+    # sample sd of test AUC in points: TF4CTR 0.04, DualMLP 0.03; median 0.035
+    assert "is 0.030-0.040 AUC points (DualMLP 0.030 (n=3) and TF4CTR 0.040 (n=3); median" in text
+    assert f"{math.sqrt(2) * 0.035:.3f} points at the median" in text
+    assert reporting.seed_noise(t4_data) == (round(math.sqrt(2) * 0.035, 3), True)
+    # Table IV: tf4ctr, dualmlp (3 seeds) and dnn (1) run; the shared DualMLP + log loss cell is
+    # Table II's too
+    assert "Table IV: 3 of 13 cells run, 1 with one seed (n 1, 3)" in text
+    assert "Table II: 1 of 12 cells run, 0 with one seed (n 3)" in text
+    assert "4 of 7 cached runs predate the recorded calibration" in text
+    assert "monitor AUC + gAUC on valid for Frappe" in text and "embedding (16)" in text
+    assert reporting.seed_noise({"dnn": t4_data["dnn"]}) == (reporting.DEFAULT_NOISE, False)
+
+
+def test_table2_calibration_compares_the_tf_loss_with_log_loss_over_seeds(study):
+    t2 = tables.table2_specs("frappe")
+    for seed, (b, t) in zip((2023, 2024), ((0.020, 0.014), (0.022, 0.016)), strict=True):
+        _fake_run(study, t2[("deepfm", "bce")], seed, 0.98, calibration=_calibrated(1.01, b))
+        _fake_run(study, t2[("deepfm", "tf")], seed, 0.98, calibration=_calibrated(0.98, t))
+    _fake_run(study, t2[("dcnv2", "bce")], 2023, 0.98)  # archived before calibration
+    text = reporting.Report(study, study.index()).table2_calibration()
+    # ECE 0.021 +- 0.0014 vs 0.015 +- 0.0014: difference -0.006, se sqrt(2e-6/2 + 2e-6/2) = 0.0014
+    assert (
+        "| DeepFM | 1.0100 ± 0.0000 (n=2) | 0.9800 ± 0.0000 (n=2) | -0.0300 (se 0.0000; beyond "
+        "the seed noise) | 0.0210 ± 0.0014 (n=2) | 0.0150 ± 0.0014 (n=2) | -0.0060 (se 0.0014; "
+        "beyond the seed noise) |" in text
+    )
+    assert "| DualMLP | - | - | - | - | - | - |" in text
+    assert (
+        "no `calibration`; retrain them to fill the cells): DCNv2 + Log loss (base) (1 of 1)."
+        in text
+    )
