@@ -114,3 +114,40 @@ def test_weights_are_float32_and_output_follows_the_policy():
     layer = FieldEmbedding(VOCAB, 2, sequence_fields={"s": "mean"})
     assert layer(_inputs()).dtype == "bfloat16"
     assert layer.embeddings.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "shape_dtype",
+    [
+        ("rank1", "int64", "int64"),  # one stack, one cast
+        ("rank2", "int64", "int64"),  # one concatenation, one cast
+        ("rank2", "int32", "int64"),  # mixed dtypes: a cast and a reshape per field
+        ("mixed", "int64", "int64"),  # (batch,) beside (batch, 1): per field
+    ],
+)
+def test_every_input_layout_reads_the_same_rows(shape_dtype):
+    layout, dtype_a, dtype_b = shape_dtype
+    a, b = np.array([0, 2, 1], dtype=dtype_a), np.array([1, 0, 1], dtype=dtype_b)
+    if layout in ("rank2", "mixed"):
+        a = a[:, None]
+    if layout == "rank2":
+        b = b[:, None]
+    layer = FieldEmbedding({"a": 3, "b": 2}, 2)
+    layer.build()
+    layer.embeddings.assign(np.arange(10, dtype="float32").reshape(5, 2))
+    out = np.asarray(layer({"a": a, "b": b}))
+    table = np.arange(10, dtype="float32").reshape(5, 2)
+    np.testing.assert_array_equal(out[:, 0], table[[0, 2, 1]])
+    np.testing.assert_array_equal(out[:, 1], table[[3 + 1, 3 + 0, 3 + 1]])
+
+
+def test_the_ids_of_many_fields_take_two_ops_in_a_graph():
+    import tensorflow as tf
+
+    vocab = {f"f{i}": 5 for i in range(39)}
+    layer = FieldEmbedding(vocab, 4)
+    layer.build()
+    spec = {n: tf.TensorSpec((None, 1), tf.int64, name=n) for n in vocab}
+    graph = tf.function(layer._categorical_ids).get_concrete_function(spec).graph
+    kinds = [op.type for op in graph.get_operations() if op.type not in ("Placeholder", "Identity")]
+    assert sorted(kinds) == ["Cast", "ConcatV2", "Const"]  # the Const is the concat axis
