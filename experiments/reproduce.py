@@ -31,6 +31,7 @@ from experiments import REPO, RESULTS, figures
 from experiments.report import write_report
 from experiments.runs import ARCHIVE, Study, archive_runs, restore_runs, seeds
 from experiments.tables import (
+    MODELS,
     NAMES,
     PROPOSED,
     Spec,
@@ -247,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="baselines within this AUC of the best also get --table4-seeds (default 0.0005)",
     )
     p.add_argument("--tables", nargs="+", default=list(ALL_TABLES), choices=ALL_TABLES)
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        help="train only the cells of these registered models (default: every cell), e.g. to "
+        "run cheap models first; the report still shows every cell",
+    )
     p.add_argument("--fig10-epochs", type=int, default=10)
     p.add_argument("--fig5-batch-size", type=int, default=1000)
     p.add_argument("--timing-epochs", type=int, default=4, help="timed epochs per model (Table VI)")
@@ -349,6 +357,13 @@ def execute(
         rebuild(study, args)
 
 
+def selected(items, args: argparse.Namespace) -> list:
+    """The planned ``(label, spec, seed)`` items of the models ``--models`` names (all
+    without it)."""
+    models = getattr(args, "models", None)
+    return [item for item in items if not models or item[1].model in models]
+
+
 def planned_work(study: Study, args: argparse.Namespace) -> list[tuple[str, int | None]]:
     """What the tables of ``args`` still need, for :func:`cost_text`: a ``(model, None)`` per
     training run not cached and ``(model, epochs)`` per in-process experiment not cached.
@@ -359,10 +374,12 @@ def planned_work(study: Study, args: argparse.Namespace) -> list[tuple[str, int 
             if study.read_json(figures.cache_path(study, table, args)) is None:
                 todo += figures.planned_epochs(table, args)
             continue
-        todo += pending(study, plan(study, table, args.seeds, args.table4_seeds), seen)
+        todo += pending(
+            study, selected(plan(study, table, args.seeds, args.table4_seeds), args), seen
+        )
         if table == "4":
             extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
-            todo += pending(study, extra, seen)
+            todo += pending(study, selected(extra, args), seen)
     return todo
 
 
@@ -400,7 +417,11 @@ def finish(study: Study, args: argparse.Namespace, failures: list, rebuild=rebui
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.models or () if m not in MODELS]
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)}; valid: {', '.join(MODELS.names())}")
     args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
     study = start_study(args)
     if args.report_only:
@@ -413,11 +434,11 @@ def main(argv: list[str] | None = None) -> int:
         if table in figures.EXPERIMENTS:
             run_experiment(study, table, args, failures)
             continue
-        items = plan(study, table, args.seeds, args.table4_seeds)
+        items = selected(plan(study, table, args.seeds, args.table4_seeds), args)
         execute(study, f"table {table}", items, args, seen, failures)
         if table == "4":
             extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
-            execute(study, f"table {table}", extra, args, seen, failures)
+            execute(study, f"table {table}", selected(extra, args), args, seen, failures)
     return finish(study, args, failures)
 
 

@@ -921,3 +921,21 @@ def test_table2_calibration_compares_the_tf_loss_with_log_loss_over_seeds(study)
         "no `calibration`; retrain them to fill the cells): DCNv2 + Log loss (base) (1 of 1)."
         in text
     )
+
+
+def test_models_restricts_the_runs_to_those_models(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(runs, "data_identity", lambda path: _archived_data_id())
+    caplog.set_level("INFO", logger="experiments.reproduce")
+    args = ["--dataset", "frappe", "--data", str(tmp_path / "frappe"), "--dry-run"]
+    args += ["--runs", str(tmp_path / "runs"), "--archive", str(ARCHIVED)]
+    args += ["--seeds", "3", "--tables", "4", "--models", "afn", "edcn"]
+    assert reproduce.main(args) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "experiments.reproduce"]
+    planned = [line for line in lines if line.startswith("[table 4]")]
+    assert {line.split()[2] for line in planned} == {"afn", "edcn"}
+    assert len(planned) == 6  # 2 models x 3 seeds
+    cost = next(line for line in lines if line.startswith("cost: "))
+    done = sum(1 for line in planned if "cached" in line)
+    assert cost.startswith(f"cost: {6 - done} training run(s)") or done == 6
+    with pytest.raises(SystemExit):
+        reproduce.main([*args[:-3], "--models", "nosuchmodel"])
