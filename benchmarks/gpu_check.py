@@ -40,12 +40,9 @@ PAPER_RATIO = 1.30
 
 def train_speed(settings, steps: int, batch: int, repeats: int, smoke: bool) -> dict:
     """{setting: {model: samples/s}} of ``fit`` steps on in-memory batches, interleaved."""
-    import keras
     import numpy as np
-    import tensorflow as tf
 
-    from benchmarks.train_bench import criteo_vocab
-    from tf4ctr_keras import TwinFocusLoss, build_model
+    from benchmarks.train_bench import criteo_vocab, fit_rate
 
     vocab = criteo_vocab()
     if smoke:  # the same 39 fields, small tables
@@ -57,28 +54,7 @@ def train_speed(settings, steps: int, batch: int, repeats: int, smoke: bool) -> 
     units = [32, 32] if smoke else [400, 400]
 
     def run(model_name: str, setting: str) -> float:
-        precision, *flags = setting.split("+")
-        keras.mixed_precision.set_dtype_policy(precision)
-        keras.utils.set_random_seed(0)
-        kwargs = dict(complex_units=[*units, units[0]], embedding_dim=16, embedding_l2=1e-5)
-        if model_name == "tf4ctr":
-            kwargs["simple_units"] = units
-        model = build_model(model_name, vocab, dropout=0.2, **kwargs)
-        loss = {"ctr": "binary_crossentropy"}
-        if model_name == "tf4ctr":
-            loss["twin_logits"] = TwinFocusLoss(alpha=0.35, c=0.9, gamma=1.0)
-        model.compile(
-            keras.optimizers.Adam(1e-3, epsilon=1e-8, global_clipnorm=10),
-            loss=loss,
-            jit_compile="xla" in flags,
-        )
-        data = tf.data.Dataset.from_tensor_slices((ids, {k: labels for k in loss}))
-        data = data.batch(batch).cache().repeat()
-        model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
-        start = time.perf_counter()
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-        seconds = time.perf_counter() - start
-        keras.mixed_precision.set_dtype_policy("float32")
+        seconds, _ = fit_rate(model_name, vocab, setting, ids, labels, batch, steps, units)
         return steps * batch / seconds
 
     rates = {s: {"tf4ctr": [], "dnn": []} for s in settings}

@@ -56,6 +56,58 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def fit_rate(
+    model_name: str,
+    vocab: dict[str, int],
+    setting: str,
+    ids: dict,
+    labels,
+    batch: int,
+    steps: int,
+    units=(400, 400),
+    loss_name: str | None = None,
+    **overrides,
+) -> tuple[float, float]:
+    """``(seconds, CPU seconds)`` of ``steps`` ``fit`` steps after 3 warm-up steps, on
+    in-memory batches of Criteo-shaped ids: the model at the reference's Criteo settings
+    (complex MLP ``units`` + one more layer, simple MLP ``units`` except for DNN, embedding 16,
+    L2 1e-5, dropout 0.2; Adam 1e-3, clip-norm 10), log loss and for ``loss_name`` "tf" (the
+    default for TF4CTR) the TF loss with the reference's Criteo alpha, c, gamma. ``setting``
+    is a dtype policy with "+xla" for XLA. Shared by this benchmark and gpu_check."""
+    import keras
+    import tensorflow as tf
+
+    from tf4ctr_keras import TwinFocusLoss, build_model
+
+    precision, *flags = setting.split("+")
+    keras.mixed_precision.set_dtype_policy(precision)
+    keras.utils.set_random_seed(0)
+    units = list(units)
+    kwargs = dict(
+        complex_units=[*units, units[0]], embedding_dim=16, embedding_l2=1e-5, dropout=0.2
+    )
+    kwargs.update(overrides)
+    if model_name != "dnn":
+        kwargs["simple_units"] = units
+    model = build_model(model_name, vocab, **kwargs)
+    loss = {"ctr": "binary_crossentropy"}
+    if (loss_name or ("tf" if model_name == "tf4ctr" else "bce")) == "tf":
+        loss["twin_logits"] = TwinFocusLoss(alpha=0.35, c=0.9, gamma=1.0)
+    model.compile(
+        keras.optimizers.Adam(1e-3, epsilon=1e-8, global_clipnorm=10),
+        loss=loss,
+        jit_compile="xla" in flags,
+    )
+    data = tf.data.Dataset.from_tensor_slices((ids, {k: labels for k in loss}))
+    data = data.batch(batch).cache().repeat()
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    keras.mixed_precision.set_dtype_policy("float32")
+    return seconds, cpu
+
+
 # Ablation variants: (model, loss, builder overrides).
 VARIANTS = {
     "dnn": ("dnn", "bce", {}),
@@ -82,11 +134,7 @@ def main() -> None:
     p.add_argument("--ablation", action="store_true", help="CPU ms/step per removed part")
     args = p.parse_args()
 
-    import keras
     import numpy as np
-    import tensorflow as tf
-
-    from tf4ctr_keras import TwinFocusLoss, build_model
 
     vocab = criteo_vocab()
     rng = np.random.default_rng(0)
@@ -96,31 +144,10 @@ def main() -> None:
 
     def run(model_name: str, setting: str, loss_name: str | None = None, **overrides):
         """(samples/s, CPU ms per step) of `fit` steps on in-memory batches."""
-        precision, *flags = setting.split("+")
-        keras.mixed_precision.set_dtype_policy(precision)
-        keras.utils.set_random_seed(0)
-        kwargs = dict(
-            complex_units=[400, 400, 400], embedding_dim=16, embedding_l2=1e-5, dropout=0.2
-        )
-        kwargs.update(overrides)
-        if model_name != "dnn":
-            kwargs["simple_units"] = [400, 400]
-        model = build_model(model_name, vocab, **kwargs)
-        loss = {"ctr": "binary_crossentropy"}
-        if (loss_name or ("tf" if model_name == "tf4ctr" else "bce")) == "tf":
-            loss["twin_logits"] = TwinFocusLoss(alpha=0.35, c=0.9, gamma=1.0)
-        model.compile(
-            keras.optimizers.Adam(1e-3, epsilon=1e-8, global_clipnorm=10),
-            loss=loss,
-            jit_compile="xla" in flags,
-        )
-        data = tf.data.Dataset.from_tensor_slices((ids, {k: labels for k in loss}))
-        data = data.batch(BATCH).cache().repeat()
-        model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
-        start, cpu = time.perf_counter(), _cpu_seconds()
-        model.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
-        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-        keras.mixed_precision.set_dtype_policy("float32")
+        seconds, cpu = fit_rate(
+            model_name, vocab, setting, ids, labels, BATCH, args.steps, loss_name=loss_name,
+            **overrides,
+        )  # fmt: skip
         return args.steps * BATCH / seconds, 1000 * cpu / args.steps
 
     load = os.getloadavg()[0]
