@@ -86,14 +86,9 @@ def session_predict(version: Path, raw: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(signature.outputs["ctr_probability"].name, feeds)
 
 
-def measure(run_dir: Path, tmp: Path, requests: int, batches: int, seed: int = 0) -> dict:
-    """Every path's batch-1 latencies and batch-1024 times for one finished run: each request
-    (and each batch) goes to every path in a fresh random order, so load hits them alike."""
-    import keras
-    import tensorflow as tf
-
-    import tf4ctr_keras  # noqa: F401
-    from export import OUTPUT_NAME, SERVING_SIGNATURE, export_run
+def test_rows(run_dir: Path):
+    """``(manifest, ids, raw)`` of the run's first ``BATCH`` test rows: the encoded ids the model
+    takes and the raw values the serving signature takes (``{field: array}`` each)."""
     from export.raw_rows import RawDecoder
     from pipelines.data.manifest import load_manifest
     from pipelines.data.reader import make_dataset
@@ -106,6 +101,19 @@ def measure(run_dir: Path, tmp: Path, requests: int, batches: int, seed: int = 0
     raw_np = {
         k: v if v.dtype == np.float64 else np.asarray(v.tolist(), object) for k, v in raw.items()
     }
+    return manifest, ids, raw_np
+
+
+def measure(run_dir: Path, tmp: Path, requests: int, batches: int, seed: int = 0) -> dict:
+    """Every path's batch-1 latencies and batch-1024 times for one finished run: each request
+    (and each batch) goes to every path in a fresh random order, so load hits them alike."""
+    import keras
+    import tensorflow as tf
+
+    import tf4ctr_keras  # noqa: F401
+    from export import OUTPUT_NAME, SERVING_SIGNATURE, export_run
+
+    manifest, ids, raw_np = test_rows(run_dir)
     raw_tf = {k: tf.constant(v) for k, v in raw_np.items()}
     ids_tf = {k: tf.constant(v) for k, v in ids.items()}
     names, id_names = sorted(raw_tf), sorted(ids_tf)  # tf.nest's order of a dict's values
