@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ from experiments.tables import (
     table4_specs,
     table5_specs,
 )
+from pipelines.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +180,43 @@ def cost_text(todo: list[tuple[str, int | None]], pace: dict) -> str:
     )
 
 
-def pending(study: Study, items, seen: set) -> list[tuple[str, None]]:
-    """``(model, None)`` for each run of ``items`` not cached and not already counted in
-    ``seen`` (run directories, updated)."""
+def uncalibrated(study: Study, s: Spec, seed: int) -> bool:
+    """A cached run whose metrics hold no calibration (archived before it was recorded,
+    with the earlier data order): ``--rerun-uncalibrated`` trains it again."""
+    if not study.cached(s, seed):
+        return False
+    return "calibration" not in RunDir(study.run_dir(s, seed)).read_metrics()
+
+
+def to_train(study: Study, s: Spec, seed: int, args: argparse.Namespace) -> bool:
+    """Whether the run is trained by this invocation: not cached, or cached without
+    calibration under ``--rerun-uncalibrated``."""
+    if not study.cached(s, seed):
+        return True
+    return bool(getattr(args, "rerun_uncalibrated", False)) and uncalibrated(study, s, seed)
+
+
+def park(study: Study, run_dir: Path) -> Path:
+    """Moves a finished run out of the cache, to ``<runs>/.older/<name>`` (hidden, so it is
+    neither indexed nor archived), before the cell is trained again; the archive keeps the old
+    run's records until the new run replaces them."""
+    target = study.runs / ".older" / run_dir.name
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.rename(target)
+    return target
+
+
+def pending(
+    study: Study, items, seen: set, args: argparse.Namespace | None = None
+) -> list[tuple[str, None]]:
+    """``(model, None)`` for each run of ``items`` to train (:func:`to_train`) and not
+    already counted in ``seen`` (run directories, updated)."""
     out = []
     for _, s, seed in items:
         run_dir = study.run_dir(s, seed)
-        if run_dir not in seen and not study.cached(s, seed):
+        if run_dir not in seen and to_train(study, s, seed, args):
             out.append((s.model, None))
         seen.add(run_dir)
     return out
@@ -248,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="baselines within this AUC of the best also get --table4-seeds (default 0.0005)",
     )
     p.add_argument("--tables", nargs="+", default=list(ALL_TABLES), choices=ALL_TABLES)
+    p.add_argument(
+        "--rerun-uncalibrated",
+        action="store_true",
+        help="train again the cached runs of the planned cells whose metrics hold no "
+        "calibration (archived before it was recorded); the old run is kept under "
+        "<runs>/.older until the new one replaces it in the archive",
+    )
     p.add_argument(
         "--models",
         nargs="+",
@@ -338,14 +377,19 @@ def execute(
     ``failures`` and the others go on."""
     for label, s, seed in items:
         run_dir = study.run_dir(s, seed)
-        state = "cached" if study.cached(s, seed) else "to run"
+        train = run_dir not in seen and to_train(study, s, seed, args)
+        if study.cached(s, seed):
+            state = "cached, no calibration: to run again" if train else "cached"
+        else:
+            state = "to run"
         if run_dir in seen:
             state += " (shared)"
         log.info("[%s] %s seed %d: %s %s", tag, label, seed, run_dir.name, state)
-        if args.dry_run or run_dir in seen or study.cached(s, seed):
-            seen.add(run_dir)
-            continue
         seen.add(run_dir)
+        if args.dry_run or not train:
+            continue
+        if study.cached(s, seed):  # --rerun-uncalibrated
+            log.info("  the old run moves to %s", park(study, run_dir))
         start = time.time()
         try:
             study.train(s, seed)
@@ -375,11 +419,11 @@ def planned_work(study: Study, args: argparse.Namespace) -> list[tuple[str, int 
                 todo += figures.planned_epochs(table, args)
             continue
         todo += pending(
-            study, selected(plan(study, table, args.seeds, args.table4_seeds), args), seen
+            study, selected(plan(study, table, args.seeds, args.table4_seeds), args), seen, args
         )
         if table == "4":
             extra = plan_table4_extra(study, args.seeds, args.table4_seeds, args.table4_margin)
-            todo += pending(study, selected(extra, args), seen)
+            todo += pending(study, selected(extra, args), seen, args)
     return todo
 
 

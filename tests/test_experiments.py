@@ -939,3 +939,31 @@ def test_models_restricts_the_runs_to_those_models(tmp_path, monkeypatch, caplog
     assert cost.startswith(f"cost: {6 - done} training run(s)") or done == 6
     with pytest.raises(SystemExit):
         reproduce.main([*args[:-3], "--models", "nosuchmodel"])
+
+
+def test_rerun_uncalibrated_trains_only_runs_without_calibration_and_parks_the_old(study):
+    t2 = tables.table2_specs("frappe")
+    old_spec, new_spec = t2[("deepfm", "bce")], t2[("deepfm", "tf")]
+    _fake_run(study, old_spec, 2023, 0.980)  # archived before calibration
+    _fake_run(study, new_spec, 2023, 0.981, calibration=_calibrated(1.0, 0.01))
+    trained = []
+
+    def train(s, seed):  # the retrained run, now with calibration
+        trained.append((s, seed))
+        _fake_run(study, s, seed, 0.982, calibration=_calibrated(0.99, 0.02))
+
+    study.train = train
+    items = [("deepfm+bce", old_spec, 2023), ("deepfm+tf", new_spec, 2023)]
+    args = reproduce.build_parser().parse_args(["--dataset", "frappe"])
+    assert reproduce.pending(study, items, set(), args) == []  # without the flag: all cached
+    args = reproduce.build_parser().parse_args(["--dataset", "frappe", "--rerun-uncalibrated"])
+    assert reproduce.pending(study, items, set(), args) == [("deepfm", None)]
+    reproduce.execute(study, "table 2", items, args, set(), [], rebuild=lambda *a: None)
+    assert trained == [(old_spec, 2023)]
+    parked = study.runs / ".older" / study.run_dir(old_spec, 2023).name
+    assert RunDir(parked).read_metrics()["test"]["auc"] == 0.980
+    assert RunDir(study.run_dir(old_spec, 2023)).read_metrics()["test"]["auc"] == 0.982
+    # the parked run is neither indexed nor counted: the cell holds the new run only
+    cell = Study.index(study)[study.cell(old_spec)]
+    assert [r["test"]["auc"] for r in cell] == [0.982]
+    assert reproduce.pending(study, items, set(), args) == []  # nothing left to rerun
