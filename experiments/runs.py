@@ -46,12 +46,6 @@ DATA_ID_FILE = "data_id.txt"  # the content identity of the data a run used
 #: cell is trained again (the new run replaces it in the archive under the same name). Matching
 #: by content keeps a rerun, whose metrics differ, from being taken for the stale one.
 SUPERSEDED: dict[str, tuple[str, str]] = {
-    "autoint-8a6531071b": (
-        "e5c8cb5b76314b93a95303c8cade7fa13cbaa6e8eabed2061917ab5c7c1c8e72",
-        "issue 17: AutoInt+ learned a residual projection where the widths match (FuxiCTR uses "
-        "the identity), had no attention dropout, and 64-wide attention (FuxiCTR's default "
-        "config: the embedding width); 511,266 parameters",
-    ),
     "tf4ctr-e12d37e26f": (
         "86869e2e5c0196a971b7d98e48f968370952c65cbb3030166d1e129d74bbcdf6",
         "issue 17: TF4CTR with the WideDeep (linear) simple side built SER's unused d/2 table "
