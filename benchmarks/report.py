@@ -3,6 +3,8 @@ results file."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from pathlib import Path
 
 from pipelines.data.fileio import write_atomic
@@ -22,3 +24,12 @@ def replace_section(path: Path, name: str, body: str, title: str = "# Frappe res
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, current)
     return text
+
+
+def mean_difference(a: list[float], b: list[float]) -> tuple[float, float | None]:
+    """``mean(a) - mean(b)`` and the standard error of that difference over seeds,
+    ``sqrt(s_a^2 / n_a + s_b^2 / n_b)``; None without two values on each side."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return diff, None
+    return diff, math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import resource
 import statistics
@@ -42,7 +41,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.report import replace_section
+from benchmarks.report import mean_difference, replace_section
 from pipelines.data.fileio import write_atomic
 from pipelines.data.manifest import load_manifest
 from pipelines.training.rundir import RunDir
@@ -336,13 +335,8 @@ def auc_verdict(ours: list[float], theirs: list[float]) -> dict:
     noise, ``sqrt(s_ours^2 / n + s_theirs^2 / n)``); one seed a side has no noise estimate and
     must be at least theirs."""
     mean_o, mean_t = statistics.fmean(ours), statistics.fmean(theirs)
-    if len(ours) > 1 and len(theirs) > 1:
-        se = math.sqrt(
-            statistics.variance(ours) / len(ours) + statistics.variance(theirs) / len(theirs)
-        )
-    else:
-        se = 0.0
-    diff = mean_o - mean_t
+    diff, se = mean_difference(ours, theirs)
+    se = se or 0.0
     met = diff >= -se
     spread = (
         f" ± {statistics.stdev(ours):.6f} vs {mean_t:.6f} ± {statistics.stdev(theirs):.6f}"

@@ -10,9 +10,10 @@ recorded have no ``calibration`` key; they are counted and named, never filled i
 
 from __future__ import annotations
 
-import math
 import statistics
 from pathlib import Path
+
+from benchmarks.report import mean_difference
 
 SPLIT = "test"
 
@@ -74,8 +75,7 @@ def difference(a: list[float], b: list[float]) -> dict | None:
     (``sqrt(s_a^2 / n_a + s_b^2 / n_b)``); None without two seeds on each side."""
     if len(a) < 2 or len(b) < 2:
         return None
-    diff = statistics.fmean(a) - statistics.fmean(b)
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    diff, se = mean_difference(a, b)
     return {"diff": diff, "se": se, "exceeds_noise": abs(diff) > 2 * se}
 
 

@@ -180,20 +180,15 @@ def cost_text(todo: list[tuple[str, int | None]], pace: dict) -> str:
     )
 
 
-def uncalibrated(study: Study, s: Spec, seed: int) -> bool:
-    """A cached run whose metrics hold no calibration (archived before it was recorded,
-    with the earlier data order): ``--rerun-uncalibrated`` trains it again."""
-    if not study.cached(s, seed):
-        return False
-    return "calibration" not in RunDir(study.run_dir(s, seed)).read_metrics()
-
-
-def to_train(study: Study, s: Spec, seed: int, args: argparse.Namespace) -> bool:
-    """Whether the run is trained by this invocation: not cached, or cached without
-    calibration under ``--rerun-uncalibrated``."""
+def to_train(study: Study, s: Spec, seed: int, args: argparse.Namespace | None) -> bool:
+    """Whether the run is trained by this invocation: not cached, or, under
+    ``--rerun-uncalibrated``, cached with metrics that hold no calibration (archived before it
+    was recorded, with the earlier data order)."""
     if not study.cached(s, seed):
         return True
-    return bool(getattr(args, "rerun_uncalibrated", False)) and uncalibrated(study, s, seed)
+    if not getattr(args, "rerun_uncalibrated", False):
+        return False
+    return "calibration" not in RunDir(study.run_dir(s, seed)).read_metrics()
 
 
 def park(study: Study, run_dir: Path) -> Path:
@@ -377,8 +372,9 @@ def execute(
     ``failures`` and the others go on."""
     for label, s, seed in items:
         run_dir = study.run_dir(s, seed)
+        cached = study.cached(s, seed)
         train = run_dir not in seen and to_train(study, s, seed, args)
-        if study.cached(s, seed):
+        if cached:
             state = "cached, no calibration: to run again" if train else "cached"
         else:
             state = "to run"
@@ -388,7 +384,7 @@ def execute(
         seen.add(run_dir)
         if args.dry_run or not train:
             continue
-        if study.cached(s, seed):  # --rerun-uncalibrated
+        if cached:  # --rerun-uncalibrated
             log.info("  the old run moves to %s", park(study, run_dir))
         start = time.time()
         try:

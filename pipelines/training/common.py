@@ -109,9 +109,7 @@ def finish_run(
     and renamed) in ``run_dir``. ``extra`` adds keys to the metrics."""
     t = config.train
     # the best epoch's predictions are the restored weights' (none after a resume past it)
-    valid_metrics, valid_calibration = valid.with_calibration(
-        model, getattr(schedule, "best_predictions", None)
-    )
+    valid_metrics, valid_calibration = valid.with_calibration(model, schedule.best_predictions)
     test = SplitEvaluator(
         make_dataset(dataset_dir, "test", t.eval_batch_size, with_group=True),
         valid.group_key,
