@@ -32,6 +32,7 @@ from experiments import REPO, RESULTS, figures
 from experiments.report import write_report
 from experiments.runs import ARCHIVE, Study, archive_runs, restore_runs, seeds
 from experiments.tables import (
+    LOSSES,
     MODELS,
     NAMES,
     PROPOSED,
@@ -289,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train only the cells of these registered models (default: every cell), e.g. to "
         "run cheap models first; the report still shows every cell",
     )
+    p.add_argument(
+        "--losses",
+        nargs="+",
+        metavar="LOSS",
+        help="train only the cells with these losses (default: every cell), e.g. `--tables 2 "
+        "--losses bce tf` for the calibration comparison of the TF loss against log loss",
+    )
     p.add_argument("--fig10-epochs", type=int, default=10)
     p.add_argument("--fig5-batch-size", type=int, default=1000)
     p.add_argument("--timing-epochs", type=int, default=4, help="timed epochs per model (Table VI)")
@@ -398,10 +406,15 @@ def execute(
 
 
 def selected(items, args: argparse.Namespace) -> list:
-    """The planned ``(label, spec, seed)`` items of the models ``--models`` names (all
-    without it)."""
+    """The planned ``(label, spec, seed)`` items of the models ``--models`` names and the
+    losses ``--losses`` names (all without them)."""
     models = getattr(args, "models", None)
-    return [item for item in items if not models or item[1].model in models]
+    losses = getattr(args, "losses", None)
+    return [
+        item
+        for item in items
+        if (not models or item[1].model in models) and (not losses or item[1].loss in losses)
+    ]
 
 
 def planned_work(study: Study, args: argparse.Namespace) -> list[tuple[str, int | None]]:
@@ -462,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.models or () if m not in MODELS]
     if unknown:
         parser.error(f"--models: unknown {', '.join(unknown)}; valid: {', '.join(MODELS.names())}")
+    unknown = [name for name in args.losses or () if name not in LOSSES]
+    if unknown:
+        parser.error(f"--losses: unknown {', '.join(unknown)}; valid: {', '.join(LOSSES.names())}")
     args.table4_seeds = max(args.table4_seeds or args.seeds, args.seeds)
     study = start_study(args)
     if args.report_only:

@@ -940,6 +940,21 @@ def test_models_restricts_the_runs_to_those_models(tmp_path, monkeypatch, caplog
         reproduce.main([*args[:-3], "--models", "nosuchmodel"])
 
 
+def test_losses_restricts_the_runs_to_those_losses(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(runs, "data_identity", lambda path: _archived_data_id())
+    caplog.set_level("INFO", logger="experiments.reproduce")
+    args = ["--dataset", "frappe", "--data", str(tmp_path / "frappe"), "--dry-run"]
+    args += ["--runs", str(tmp_path / "runs"), "--archive", str(ARCHIVED), "--seeds", "2"]
+    args += ["--tables", "2", "--models", "deepfm", "dcnv2", "--losses", "bce", "tf"]
+    assert reproduce.main(args) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "experiments.reproduce"]
+    planned = [line.split()[2] for line in lines if line.startswith("[table 2]")]
+    # 2 models x 2 losses x 2 seeds, in the table's order (models, then losses)
+    assert planned == ["deepfm+bce", "deepfm+tf", "dcnv2+bce", "dcnv2+tf"] * 2
+    with pytest.raises(SystemExit):
+        reproduce.main([*args[:-2], "--losses", "nosuchloss"])
+
+
 def test_rerun_uncalibrated_trains_only_runs_without_calibration_and_parks_the_old(study):
     t2 = tables.table2_specs("frappe")
     old_spec, new_spec = t2[("deepfm", "bce")], t2[("deepfm", "tf")]
